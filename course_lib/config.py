@@ -1,0 +1,337 @@
+"""Typed configuration: YAML profiles, dotted overrides, validation.
+
+A config is a tree of dataclasses. A *profile* (``configs/<name>.yaml``) sets some
+of their fields; everything it does not set keeps the dataclass default. The
+profile is chosen by ``load_config(profile=...)``, else ``$COURSE_PROFILE``,
+else ``laptop``. Overrides such as ``train.max_steps=100`` are applied last.
+
+Every value is checked against the field's type and bounds, and a bad one fails
+with a ``ConfigError`` that names the dotted key and says what is allowed::
+
+    >>> load_config("ci", ["train.max_stepz=3"])
+    Traceback (most recent call last):
+    ...
+    course_lib.config.ConfigError: unknown key 'train.max_stepz'; allowed keys in 'train': ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DEFAULT_PROFILE = "laptop"
+PROFILE_ENV = "COURSE_PROFILE"
+CONFIG_DIR_ENV = "COURSE_CONFIG_DIR"
+
+
+class ConfigError(ValueError):
+    """A config key, type or value that is not allowed; the message names the key."""
+
+
+def _bounded(default, *, ge=None, gt=None, le=None, help: str = ""):
+    """A dataclass field with numeric bounds checked on load."""
+    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "help": help})
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run happens."""
+
+    seed: int = _bounded(0, ge=0, help="seed for Python, NumPy and torch RNGs")
+    output_dir: str = "runs"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_threads: int = _bounded(0, ge=0, help="torch intra-op threads; 0 keeps torch's default")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of the one training loop (``course_lib.training``)."""
+
+    max_steps: int = _bounded(200, ge=1, help="optimizer steps")
+    batch_size: int = _bounded(16, ge=1, help="examples per device per micro-batch")
+    grad_accum_steps: int = _bounded(1, ge=1, help="micro-batches per optimizer step")
+    lr: float = _bounded(3e-3, gt=0.0, help="peak learning rate")
+    min_lr_ratio: float = _bounded(0.1, ge=0.0, le=1.0, help="final lr as a fraction of lr")
+    warmup_steps: int = _bounded(20, ge=0, help="linear warmup steps before the cosine decay")
+    weight_decay: float = _bounded(0.01, ge=0.0)
+    adam_beta1: float = _bounded(0.9, ge=0.0, le=1.0)
+    adam_beta2: float = _bounded(0.95, ge=0.0, le=1.0)
+    max_grad_norm: float = _bounded(1.0, ge=0.0, help="gradient clipping; 0 disables it")
+    eval_every: int = _bounded(50, ge=0, help="steps between evaluations; 0 disables them")
+    eval_batches: int = _bounded(10, ge=1, help="batches per evaluation")
+    save_every: int = _bounded(0, ge=0, help="steps between checkpoints; 0 saves only at the end")
+    keep_checkpoints: int = _bounded(2, ge=1, help="newest checkpoints kept on disk")
+    log_every: int = _bounded(10, ge=1, help="steps between metric log lines")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    progress: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Size of the course's decoder-only Transformer."""
+
+    arch: Literal["llama", "gpt2"] = "llama"
+    n_layer: int = _bounded(4, ge=1)
+    n_head: int = _bounded(4, ge=1)
+    d_model: int = _bounded(256, ge=8)
+    d_ff: int = _bounded(0, ge=0, help="feed-forward width; 0 means 8/3 * d_model (Llama)")
+    max_seq_len: int = _bounded(256, ge=8)
+    dropout: float = _bounded(0.0, ge=0.0, le=1.0)
+
+
+@dataclass
+class TourConfig:
+    """Chapter 00: a tiny model learns addition, to show the loop and the zoo."""
+
+    num_examples: int = _bounded(4000, ge=16, help="addition problems generated")
+    max_operand: int = _bounded(99, ge=1, help="operands are drawn from 0..max_operand")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class DataConfig:
+    """Where text comes from."""
+
+    source: str = "world"
+    num_proc: int = _bounded(1, ge=1, help="worker processes for datasets.map")
+
+
+@dataclass
+class ZooConfig:
+    """The artifact cache (``course_lib.zoo``)."""
+
+    cache_dir: str = ".course_cache"
+    offline: bool = True
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a run."""
+
+    profile: str = DEFAULT_PROFILE
+    run: RunConfig = field(default_factory=RunConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tour: TourConfig = field(default_factory=TourConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    zoo: ZooConfig = field(default_factory=ZooConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the resolved config as YAML (beside a run's outputs)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_yaml(), encoding="utf-8")
+        return path
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short stable hash of the named sections (all but ``profile`` if none)."""
+        data = self.to_dict()
+        keys = sections or tuple(k for k in data if k != "profile")
+        for key in keys:
+            if key not in data:
+                raise ConfigError(f"unknown section {key!r}; sections are {sorted(data)}")
+        blob = json.dumps({k: data[k] for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def config_dir() -> Path:
+    """The folder holding the profiles: ``$COURSE_CONFIG_DIR`` or the repo's ``configs/``."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "configs"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in config_dir().glob("*.yaml"))
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """The profile to use: the argument, else ``$COURSE_PROFILE``, else ``laptop``."""
+    return profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+
+
+def load_config(
+    profile: str | None = None,
+    overrides: typing.Iterable[str] | dict[str, Any] = (),
+) -> Config:
+    """Build the config of ``profile`` with ``overrides`` (``"a.b=value"`` strings or a dict)."""
+    name = resolve_profile(profile)
+    path = config_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile {name!r} (no {path.name} in the configs folder); "
+            f"available profiles: {', '.join(available_profiles())}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"profile {name!r}: {path.name} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {name!r}: {path.name} must be a mapping of sections")
+    if "profile" in data:
+        raise ConfigError(f"profile {name!r}: key 'profile' is set from the file name, not inside it")
+    cfg = _build(Config, data, prefix="", origin=f"profile {name!r}")
+    cfg.profile = name
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    for key, value in items:
+        set_value(cfg, key, value)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=1e-3"`` -> ``("train.lr", 0.001)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def set_value(cfg: Config, dotted: str, value: Any) -> None:
+    """Set one dotted key on ``cfg`` after checking it exists and the value fits."""
+    if dotted == "profile":
+        raise ConfigError("'profile' cannot be overridden; choose it with --profile or $COURSE_PROFILE")
+    parts = dotted.split(".")
+    node: Any = cfg
+    for depth, part in enumerate(parts):
+        prefix = ".".join(parts[:depth])
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if part not in fields:
+            raise ConfigError(_unknown_key(".".join(parts[: depth + 1]), prefix, fields))
+        f = fields[part]
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(_hints(type(node))[part]):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{dotted!r} is a section; set one of its keys, e.g. {dotted}.<key>=...")
+                setattr(node, part, _build(_hints(type(node))[part], value, prefix=dotted + ".", origin="override"))
+            else:
+                setattr(node, part, _check(dotted, _hints(type(node))[part], f, value))
+            return
+        node = getattr(node, part)
+        if not dataclasses.is_dataclass(node):
+            raise ConfigError(f"{'.'.join(parts[: depth + 1])!r} is a value, not a section; cannot set {dotted!r}")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown_key(dotted: str, prefix: str, fields: dict) -> str:
+    where = f"in {prefix!r}" if prefix else "at the top level"
+    near = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], list(fields), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"unknown key {dotted!r}{hint}; allowed keys {where}: {', '.join(fields)}"
+
+
+def _build(cls: type, data: Any, *, prefix: str, origin: str):
+    """Instantiate dataclass ``cls`` from a mapping, validating every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: {prefix.rstrip('.') or 'config'!r} must be a mapping, got {data!r}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = prefix + str(key)
+        if key not in fields:
+            raise ConfigError(f"{origin}: " + _unknown_key(dotted, prefix.rstrip("."), fields))
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = _build(hints[key], value, prefix=dotted + ".", origin=origin)
+        else:
+            try:
+                kwargs[key] = _check(dotted, hints[key], fields[key], value)
+            except ConfigError as err:
+                raise ConfigError(f"{origin}: {err}") from None
+    return cls(**kwargs)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _check(dotted: str, tp: Any, f: dataclasses.Field, value: Any) -> Any:
+    """Return ``value`` converted to ``tp``, or raise naming ``dotted``."""
+    value = _coerce(dotted, tp, value)
+    meta = f.metadata
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for bound, ok, word in (
+            ("ge", lambda v, b: v >= b, ">="),
+            ("gt", lambda v, b: v > b, ">"),
+            ("le", lambda v, b: v <= b, "<="),
+        ):
+            if meta.get(bound) is not None and not ok(value, meta[bound]):
+                raise ConfigError(f"{dotted!r} must be {word} {meta[bound]}, got {value!r}")
+    return value
+
+
+def _coerce(dotted: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{dotted!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
+            return value
+        raise bad
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(dotted, arg, value)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(f"{dotted}[{i}]", item, v) for i, v in enumerate(value)]
+    raise TypeError(f"config field {dotted!r} has an unsupported type {tp!r}")
+
