@@ -1,0 +1,32 @@
+# The course's commands. Each target first makes sure .venv holds the pinned set
+# (requirements.lock); a second run installs nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test course release bench venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	touch $@
+
+lab: $(STAMP)  ## set everything up and open JupyterLab at the tour
+	$(BIN)/jupyter lab notebooks/00_course_tour.ipynb
+
+test: $(STAMP)  ## the whole test suite: unit tests, notebooks under nbval, assignments
+	COURSE_PROFILE=ci $(BIN)/python -m pytest
+
+course: $(STAMP)  ## run every walkthrough headless with the laptop profile into build/
+	$(BIN)/course notebooks build --profile laptop --out build
+
+release: $(STAMP)  ## write the student exercise notebooks from solutions/
+	$(BIN)/course release
+
+bench: $(STAMP)  ## benchmarks against plain PyTorch and peer tools (ratios, same run)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

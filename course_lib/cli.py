@@ -1,0 +1,211 @@
+"""The ``course`` command: set-up check, configs, the zoo, training, notebooks, grading.
+
+Every subcommand takes ``--profile NAME`` and ``--set section.key=value`` (repeatable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .config import ConfigError, available_profiles, config_dir, load_config, resolve_profile
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """The ``--profile`` and ``--set`` options shared by every subcommand."""
+    parser.add_argument(
+        "--profile",
+        help=f"config profile ({', '.join(available_profiles())}); default $COURSE_PROFILE or laptop",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.max_steps=100 (repeatable)",
+    )
+
+
+def config_from_args(args: argparse.Namespace):
+    return load_config(args.profile, args.overrides)
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_env(args) -> int:
+    """Print what the course will run with and whether it can run offline."""
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+    import trl
+
+    from . import zoo
+
+    cfg = config_from_args(args)
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.device_count()} x {torch.cuda.get_device_name(0)})"
+    elif torch.backends.mps.is_available():
+        device = "mps (Apple GPU)"
+    else:
+        device = "cpu"
+    cache = zoo.cache_dir(cfg)
+    cache_ok = _writable(cache)
+    hub_offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    rows = [
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("torch", torch.__version__),
+        ("transformers", transformers.__version__),
+        ("datasets", datasets.__version__),
+        ("accelerate", accelerate.__version__),
+        ("trl", trl.__version__),
+        ("device", device),
+        ("threads", f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"),
+        ("profile", f"{cfg.profile} (profiles in {config_dir()})"),
+        ("cache dir", f"{cache} ({'writable' if cache_ok else 'NOT writable'})"),
+        ("hub", "offline (HF_HUB_OFFLINE set)" if hub_offline else "online allowed; the defaults never use it"),
+    ]
+    # The defaults build every artifact from recipes in this repo; only a config
+    # that names a hub model or dataset needs the network.
+    needs_hub = cfg.data.source not in ("world",) and not Path(cfg.data.source).exists()
+    offline_ok = cache_ok and not needs_hub
+    rows.append(
+        ("offline", "yes: every default artifact is built locally" if offline_ok
+         else f"no: {'cache dir not writable' if not cache_ok else f'data.source {cfg.data.source!r} is not local'}")
+    )
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0 if offline_ok else 1
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def cmd_config(args) -> int:
+    """Print the resolved config (after validation) as YAML."""
+    print(config_from_args(args).to_yaml(), end="")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from . import zoo
+
+    cfg = config_from_args(args)
+    if args.action == "list":
+        print(f"cache: {zoo.cache_dir(cfg)}   profile: {cfg.profile}")
+        for name, r in zoo.recipes().items():
+            where = zoo.path(name, cfg)
+            built = zoo.is_built(name, cfg)
+            size = f"{zoo.directory_size(where) / 1e6:8.2f} MB" if built else "   not built"
+            print(f"{name:<16} {size}  {where.name:<34} {r.description}")
+        return 0
+    if args.action == "build":
+        for name in args.names or list(zoo.recipes()):
+            print(f"{name}: {zoo.build(name, cfg, force=args.force)}")
+        return 0
+    removed = zoo.clean(cfg, names=tuple(args.names), everything=args.all)
+    for entry in removed:
+        print(f"removed {entry}")
+    print(f"{len(removed)} removed")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train a recipe's model into run.output_dir/<what>; runs under torchrun or accelerate launch."""
+    from .tour import train_tour
+
+    cfg = config_from_args(args)
+    out = Path(args.output_dir or Path(cfg.run.output_dir) / args.what)
+    result = train_tour(cfg, out, resume=not args.restart)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"step {result.step}: train loss {result.train_loss:.4f}, eval loss {result.eval_loss}; outputs in {out}")
+    return 0
+
+
+def cmd_notebooks(args) -> int:
+    from .notebooks import build_course
+
+    cfg = config_from_args(args)
+    summary = build_course(out_dir=args.out, profile=cfg.profile, root=REPO)
+    return 0 if all(r.ok for r in summary) else 1
+
+
+def cmd_release(args) -> int:
+    from .notebooks import release_all
+
+    stale = release_all(REPO, check=args.check)
+    if args.check and stale:
+        print("out of sync with solutions/ (run `make release`): " + ", ".join(map(str, stale)))
+        return 1
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from .notebooks import grade
+
+    cfg = config_from_args(args)
+    results = grade(Path(args.notebook), profile=cfg.profile)
+    total = sum(r.points for r in results)
+    earned = sum(r.points for r in results if r.passed)
+    for r in results:
+        mark = "PASS" if r.passed else "FAIL"
+        print(f"{mark}  {r.grade_id:<28} {r.points:>4g} pt" + ("" if r.passed else f"   {r.message}"))
+    print(f"score: {earned:g} / {total:g}")
+    return 0 if earned == total else 1
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description="The LLM course's command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help):
+        p = sub.add_parser(name, help=help, description=help)
+        add_config_args(p)
+        p.set_defaults(func=func)
+        return p
+
+    add("env", cmd_env, "check the set-up: versions, device, threads, profile, cache, offline")
+    add("config", cmd_config, "print the resolved config of a profile with overrides")
+    p = add("zoo", cmd_zoo, "list, build or clean cached artifacts")
+    p.add_argument("action", choices=["list", "build", "clean"])
+    p.add_argument("names", nargs="*", help="artifacts (default: all)")
+    p.add_argument("--force", action="store_true", help="build: rebuild even if cached")
+    p.add_argument("--all", action="store_true", help="clean: remove the whole cache, not only stale entries")
+    p = add("train", cmd_train, "train a model with the course loop (works under torchrun / accelerate launch)")
+    p.add_argument("what", choices=["tour"], help="what to train")
+    p.add_argument("--output-dir", help="default: <run.output_dir>/<what>")
+    p.add_argument("--restart", action="store_true", help="ignore checkpoints in the output dir")
+    p = add("notebooks", cmd_notebooks, "execute the walkthrough notebooks into an HTML report")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("--out", default="build", help="output folder (default: build)")
+    p = add("release", cmd_release, "write the student exercise notebooks from solutions/ with nbgrader")
+    p.add_argument("--check", action="store_true", help="only report notebooks that are out of sync")
+    p = add("grade", cmd_grade, "run an exercise notebook and report each graded check")
+    p.add_argument("notebook", help="path to an exercise notebook")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.profile is None:
+        args.profile = resolve_profile()
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"course: config error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,225 @@
+"""The artifact zoo: cached, deterministic artifacts built from registered recipes.
+
+``get("tour-model")`` returns the artifact (a tokenizer, a trained model, a
+dataset), building it on first use. The cache key hashes the recipe's source
+code, the config sections it reads and the keys of the artifacts it builds on, so
+editing a recipe or changing its config builds a new artifact.
+
+A build writes into a temporary folder beside the cache entry and renames it into
+place only when it is complete (a rename is atomic on one file system), so a build
+that is killed midway leaves only a ``.tmp-*`` folder that ``get`` never loads and
+``clean`` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config, ConfigError, load_config
+
+CACHE_DIR_ENV = "COURSE_CACHE_DIR"
+MANIFEST = "manifest.json"
+# Modules whose import registers recipes; imported on first use of the registry.
+RECIPE_MODULES = ("course_lib.tour",)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build and load one artifact.
+
+    ``build(cfg, out_dir)`` writes the artifact into the empty folder ``out_dir``;
+    ``load(path, cfg)`` returns it. ``sections`` are the config sections the recipe
+    reads; ``deps`` are the artifacts it calls ``get`` on.
+    """
+
+    name: str
+    build: Callable[[Config, Path], None]
+    load: Callable[[Path, Config], Any]
+    sections: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    description: str = ""
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register(
+    name: str,
+    *,
+    load: Callable[[Path, Config], Any],
+    sections: tuple[str, ...],
+    deps: tuple[str, ...] = (),
+    description: str = "",
+):
+    """Decorator that registers ``build`` as the recipe for artifact ``name``."""
+
+    def decorate(build: Callable[[Config, Path], None]):
+        _RECIPES[name] = Recipe(name, build, load, tuple(sections), tuple(deps), description)
+        return build
+
+    return decorate
+
+
+def recipes() -> dict[str, Recipe]:
+    """All registered recipes by name."""
+    for module in RECIPE_MODULES:
+        importlib.import_module(module)
+    return dict(sorted(_RECIPES.items()))
+
+
+def recipe(name: str) -> Recipe:
+    known = recipes()
+    if name not in known:
+        raise KeyError(f"no zoo recipe named {name!r}; known artifacts: {', '.join(known)}")
+    return known[name]
+
+
+# --------------------------------------------------------------------------- paths and keys
+
+
+def _resolve_config(profile: str | Config | None, overrides=()) -> Config:
+    if isinstance(profile, Config):
+        if overrides:
+            raise ConfigError("pass overrides either in the Config or as overrides, not both")
+        return profile
+    return load_config(profile, overrides)
+
+
+def cache_dir(cfg: Config) -> Path:
+    """``$COURSE_CACHE_DIR``, else ``zoo.cache_dir`` (relative paths are relative to the repo)."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    path = Path(env or cfg.zoo.cache_dir)
+    if not path.is_absolute():
+        path = Path(__file__).resolve().parent.parent / path
+    return path
+
+
+def cache_key(name: str, cfg: Config) -> str:
+    """Hash of the recipe's source, its config sections and its dependencies' keys."""
+    r = recipe(name)
+    h = hashlib.sha256()
+    h.update(name.encode())
+    h.update(inspect.getsource(r.build).encode())
+    h.update(inspect.getsource(r.load).encode())
+    h.update(cfg.fingerprint(*r.sections).encode() if r.sections else b"")
+    for dep in r.deps:
+        h.update(cache_key(dep, cfg).encode())
+    return h.hexdigest()[:16]
+
+
+def path(name: str, profile: str | Config | None = None, overrides=()) -> Path:
+    """Where artifact ``name`` lives (or will live) in the cache."""
+    cfg = _resolve_config(profile, overrides)
+    return cache_dir(cfg) / f"{name}-{cache_key(name, cfg)}"
+
+
+def is_built(name: str, profile: str | Config | None = None, overrides=()) -> bool:
+    return (path(name, profile, overrides) / MANIFEST).is_file()
+
+
+# --------------------------------------------------------------------------- build and get
+
+
+def build(name: str, profile: str | Config | None = None, overrides=(), *, force: bool = False) -> Path:
+    """Build artifact ``name`` unless it is cached (or ``force``); return its folder."""
+    cfg = _resolve_config(profile, overrides)
+    final = path(name, cfg)
+    if (final / MANIFEST).is_file() and not force:
+        return final
+    r = recipe(name)
+    for dep in r.deps:
+        build(dep, cfg)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        start = time.perf_counter()
+        r.build(cfg, tmp)
+        manifest = {
+            "name": name,
+            "key": final.name.rsplit("-", 1)[1],
+            "profile": cfg.profile,
+            "sections": {s: cfg.to_dict()[s] for s in r.sections},
+            "deps": {d: path(d, cfg).name for d in r.deps},
+            "build_seconds": round(time.perf_counter() - start, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        # The manifest is written last: a folder without one is never loaded.
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if force and final.exists():
+            shutil.rmtree(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / MANIFEST).is_file():  # not a lost race with another builder
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def get(name: str, profile: str | Config | None = None, overrides=()) -> Any:
+    """Artifact ``name`` for ``profile`` (a name, a ``Config`` or None for the default)."""
+    cfg = _resolve_config(profile, overrides)
+    return recipe(name).load(build(name, cfg), cfg)
+
+
+def manifest(name: str, profile: str | Config | None = None, overrides=()) -> dict | None:
+    """The manifest of a built artifact, or None when it is not built."""
+    p = path(name, profile, overrides) / MANIFEST
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), everything: bool = False) -> list[Path]:
+    """Remove interrupted builds and stale entries; with ``everything`` the whole cache.
+
+    Stale means: a folder of a known recipe whose key is not the current one for
+    this profile. Returns what was removed.
+    """
+    cfg = _resolve_config(profile)
+    root = cache_dir(cfg)
+    if not root.is_dir():
+        return []
+    wanted = set(names) or set(recipes())
+    current = {path(n, cfg).name for n in recipes()}
+    removed = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".tmp-"):
+            # .tmp-<name>-<key>-<pid>-<nonce>: an interrupted build unless its process still runs.
+            name, _key, pid, _nonce = entry.name[len(".tmp-"):].rsplit("-", 3)
+            stale = not _process_alive(int(pid))
+        else:
+            name = entry.name.rsplit("-", 1)[0]
+            stale = entry.name not in current or not (entry / MANIFEST).is_file()
+        if everything or (stale and name in wanted):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def directory_size(folder: Path) -> int:
+    """Total size in bytes of the files under ``folder``."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

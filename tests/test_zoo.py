@@ -1,0 +1,107 @@
+"""The artifact zoo: caching, keys, atomic builds, clean."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course_lib import zoo
+from course_lib.config import load_config
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+import zoo_recipes  # noqa: E402  (registers the test-* recipes)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    zoo_recipes.BUILDS.clear()
+    return tmp_path / "cache"
+
+
+def test_get_builds_once_then_loads_from_cache(cache):
+    assert not zoo.is_built("test-seed", "ci")
+    assert zoo.get("test-seed", "ci") == "seed=0"
+    assert zoo.get("test-seed", "ci") == "seed=0"
+    assert zoo_recipes.BUILDS == ["test-seed"]
+    assert zoo.is_built("test-seed", "ci")
+    manifest = zoo.manifest("test-seed", "ci")
+    assert manifest["name"] == "test-seed" and manifest["sections"]["run"]["seed"] == 0
+
+
+def test_key_follows_the_recipe_sections_and_dependencies():
+    base = zoo.path("test-child", "ci")
+    assert zoo.path("test-child", "ci", ["train.max_steps=3"]) == base  # train is not read
+    assert zoo.path("test-child", "ci", ["tour.max_operand=5"]) != base  # its own section
+    assert zoo.path("test-child", "ci", ["run.seed=5"]) != base  # a dependency's section
+    assert zoo.path("test-seed", "ci", ["run.seed=5"]) != zoo.path("test-seed", "ci")
+
+
+def test_key_follows_the_recipe_source(monkeypatch):
+    before = zoo.cache_key("test-seed", load_config("ci"))
+
+    def _build_seed_edited(cfg, out):
+        (out / "value.txt").write_text(f"seed is {cfg.run.seed}")
+
+    monkeypatch.setitem(zoo._RECIPES, "test-seed", zoo.recipe("test-seed").__class__(
+        "test-seed", _build_seed_edited, zoo_recipes._load, ("run",)))
+    assert zoo.cache_key("test-seed", load_config("ci")) != before
+
+
+def test_dependencies_are_built_first():
+    assert zoo.get("test-child", "ci", ["run.seed=3"]) == "seed=3+ops=9"
+    assert zoo_recipes.BUILDS == ["test-seed", "test-child"]
+
+
+def test_unknown_artifact_names_the_known_ones():
+    with pytest.raises(KeyError, match="no zoo recipe named 'nope'; known artifacts: .*test-seed"):
+        zoo.get("nope", "ci")
+
+
+def test_a_failing_build_leaves_nothing(cache):
+    with pytest.raises(RuntimeError, match="recipe bug"):
+        zoo.get("test-fails", "ci")
+    assert not zoo.is_built("test-fails", "ci")
+    assert list(cache.iterdir()) == []
+
+
+def test_killed_build_leaves_nothing_that_get_loads(cache):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "SLOW_BUILD_SECONDS": "120"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import zoo_recipes; from course_lib import zoo; zoo.build('test-slow', 'ci')"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "BUILD STARTED"
+        partial = [p for p in cache.iterdir()]
+        assert len(partial) == 1 and partial[0].name.startswith(".tmp-test-slow-")
+        assert (partial[0] / "value.txt").read_text() == "half written"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not zoo.is_built("test-slow", "ci")
+    assert zoo.clean("ci", names=("test-slow",)) == partial  # the dead build's folder
+    assert zoo.get("test-slow", "ci") == "complete"  # rebuilt from scratch
+
+
+def test_clean_keeps_current_entries_and_removes_stale_ones(cache):
+    zoo.get("test-seed", "ci")
+    zoo.get("test-seed", "ci", ["run.seed=1"])
+    removed = zoo.clean("ci", names=("test-seed",))  # seed=1 is not the ci profile's current key
+    assert [p.name for p in removed] == [zoo.path("test-seed", "ci", ["run.seed=1"]).name]
+    assert zoo.is_built("test-seed", "ci")
+    assert zoo.clean("ci", everything=True) == [zoo.path("test-seed", "ci")]
+    assert not zoo.is_built("test-seed", "ci")
+
+
+def test_cache_dir_defaults_to_the_repo_and_is_git_ignored(monkeypatch):
+    monkeypatch.delenv("COURSE_CACHE_DIR")
+    root = Path(zoo.__file__).resolve().parent.parent
+    assert zoo.cache_dir(load_config("ci")) == root / ".course_cache"
+    assert zoo.cache_dir(load_config("ci", ["zoo.cache_dir=/somewhere/else"])) == Path("/somewhere/else")
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".course_cache/x"], cwd=root)
+    assert ignored.returncode == 0
