@@ -138,8 +138,8 @@ def cmd_notebooks(args) -> int:
     from .notebooks import build_course
 
     cfg = config_from_args(args)
-    summary = build_course(out_dir=args.out, profile=cfg.profile, root=REPO)
-    return 0 if all(r.ok for r in summary) else 1
+    report = build_course(out_dir=args.out, profile=cfg.profile, root=REPO)
+    return 0 if report.ok else 1
 
 
 def cmd_release(args) -> int:
@@ -161,7 +161,7 @@ def cmd_grade(args) -> int:
     earned = sum(r.points for r in results if r.passed)
     for r in results:
         mark = "PASS" if r.passed else "FAIL"
-        print(f"{mark}  {r.grade_id:<28} {r.points:>4g} pt" + ("" if r.passed else f"   {r.message}"))
+        print(f"{mark}  {r.grade_id:<28} {r.points:>4g} pt" + ("" if r.passed else f"   {r.error}"))
     print(f"score: {earned:g} / {total:g}")
     return 0 if earned == total else 1
 

@@ -98,6 +98,7 @@ class TourConfig:
 
     num_examples: int = _bounded(4000, ge=16, help="addition problems generated")
     max_operand: int = _bounded(99, ge=1, help="operands are drawn from 0..max_operand")
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=2, d_model=128, max_seq_len=32))
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -107,6 +108,48 @@ class DataConfig:
 
     source: str = "world"
     num_proc: int = _bounded(1, ge=1, help="worker processes for datasets.map")
+
+
+@dataclass
+class WorldConfig:
+    """The generated course world (``course_lib.world``): sizes, dates, noise rates, splits.
+
+    Used when ``data.source`` is ``world``; a path or ``hf:<name>`` there replaces the world's documents.
+    """
+
+    seed: int = _bounded(0, ge=0, help="world seed; the same seed gives a byte-identical world")
+    cutoff: str = "2024-06-30"  # knowledge cutoff (ISO date): later facts appear only in held-out news
+    last_date: str = "2025-12-31"  # the latest date a news report may carry
+    countries: int = _bounded(6, ge=2, help="countries")
+    cities: int = _bounded(30, ge=4, help="cities, spread over the countries")
+    people: int = _bounded(160, ge=8, help="people")
+    organizations: int = _bounded(50, ge=4, help="organizations (companies, institutes, ...)")
+    inventions: int = _bounded(50, ge=2, help="inventions")
+    works: int = _bounded(50, ge=2, help="written works (novels, histories, ...)")
+    events: int = _bounded(60, ge=4, help="events (festivals, summits, ...)")
+    after_cutoff_fraction: float = _bounded(0.25, ge=0.0, le=1.0, help="share of events dated after the cutoff")
+    ko_fraction: float = _bounded(0.5, ge=0.0, le=1.0, help="share of single-language documents written in Korean")
+    web_docs: int = _bounded(800, ge=0, help="web pages before duplication")
+    forum_docs: int = _bounded(150, ge=0, help="forum Q&A threads")
+    code_docs: int = _bounded(60, ge=0, help="Python files about the world")
+    book_docs: int = _bounded(40, ge=0, help="book chapters")
+    paper_docs: int = _bounded(80, ge=0, help="paper abstracts")
+    patent_docs: int = _bounded(60, ge=0, help="patent claim sets")
+    boilerplate_rate: float = _bounded(0.3, ge=0.0, le=1.0, help="web pages with menus, cookie banners, footers")
+    spam_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages with keyword spam")
+    repeated_lines_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages with a line repeated many times")
+    repeated_ngrams_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages with a phrase repeated in a paragraph")
+    lorem_rate: float = _bounded(0.03, ge=0.0, le=1.0, help="web pages with lorem ipsum filler")
+    gibberish_rate: float = _bounded(0.03, ge=0.0, le=1.0, help="web pages with random-character lines")
+    code_in_prose_rate: float = _bounded(0.03, ge=0.0, le=1.0, help="web pages with stray script code (braces)")
+    pii_rate: float = _bounded(0.25, ge=0.0, le=1.0, help="web pages with personal data")
+    lookalike_rate: float = _bounded(0.1, ge=0.0, le=1.0, help="web pages with PII look-alikes (not personal data)")
+    exact_dup_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages copied verbatim to another site")
+    near_dup_rate: float = _bounded(0.08, ge=0.0, le=1.0, help="web pages copied with small edits")
+    near_dup_edit_rates: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1])  # shares of words edited
+    url_variant_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages also served under variant URLs")
+    tasks_per_family: int = _bounded(240, ge=4, help="examples generated per task family, all splits")
+    held_out_fact_fraction: float = _bounded(0.2, ge=0.0, le=0.9, help="share of facts kept out of training tasks")
 
 
 @dataclass
@@ -127,6 +170,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     tour: TourConfig = field(default_factory=TourConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:

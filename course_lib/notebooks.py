@@ -128,10 +128,15 @@ def execute(
     except (CellControlSignal, DeadKernelError) as err:  # a cell error, a cell timeout, a dead kernel
         where = f"cell {started[-1] + 1}: " if started else ""
         if hasattr(err, "ename"):
-            error = f"{where}{err.ename}: {err.evalue}"
+            error = where + _error_text(err.ename, err.evalue)
         else:
             error = where + str(err).strip().splitlines()[0]
     return nb, time.perf_counter() - t0, error
+
+
+def _error_text(ename: str, evalue: str) -> str:
+    """``"ValueError: bad shape"``, or just the name for a bare ``assert``."""
+    return f"{ename}: {evalue}" if evalue else ename
 
 
 @dataclass(frozen=True)
@@ -324,7 +329,7 @@ def grade(
             failure = f"not run: {error}"
         else:
             errors = [o for o in cell.outputs if o.output_type == "error"]
-            failure = f"{errors[0].ename}: {errors[0].evalue}" if errors else None
+            failure = _error_text(errors[0].ename, errors[0].evalue) if errors else None
         results.append(CheckResult(meta["grade_id"], meta.get("points", 0), failure is None, failure))
     if not results:
         raise ValueError(f"{notebook_path} has no autograder test cells (nbgrader grade: true, solution: false)")

@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
@@ -74,10 +75,10 @@ def test_pairs(cfg: Config) -> list[tuple[int, int]]:
 
 
 def new_model(cfg: Config, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """An untrained decoder of the profile's ``model`` size for the tour's vocabulary."""
+    """An untrained decoder of the ``tour.model`` size for the tour's vocabulary."""
     torch.manual_seed(cfg.run.seed)
     return build_decoder(
-        cfg.model,
+        cfg.tour.model,
         len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -149,7 +150,14 @@ def _load_data(path: Path, cfg: Config) -> DatasetDict:
     description="addition problems, test pairs held out",
 )
 def _build_data(cfg: Config, out: Path) -> None:
-    make_dataset(cfg, zoo.get("tour-tokenizer", cfg)).save_to_disk(str(out))
+    data = make_dataset(cfg, zoo.get("tour-tokenizer", cfg))
+    enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a bar per tiny shard says nothing
+    try:
+        data.save_to_disk(str(out))
+    finally:
+        if enabled:
+            datasets.enable_progress_bars()
 
 
 @dataclass
@@ -172,7 +180,7 @@ def _load_model(path: Path, cfg: Config) -> TrainedModel:
 
 
 @zoo.register(
-    "tour-model", load=_load_model, sections=("run", "model", "tour"), deps=("tour-tokenizer", "tour-data"),
+    "tour-model", load=_load_model, sections=("run", "tour"), deps=("tour-tokenizer", "tour-data"),
     description="the tour's addition model, trained with course_lib.training",
 )
 def _build_model(cfg: Config, out: Path) -> None:
