@@ -201,7 +201,8 @@ def train(
         resume: continue from the newest complete checkpoint in ``output_dir`` if there is
             one; ``False`` starts afresh and deletes the folder's old checkpoints.
         config: the full Config; when given it is saved as ``config.yaml``, and
-            ``config.run.device == "cpu"`` keeps the run on the CPU (as does having no GPU).
+            ``config.run.device == "cpu"`` keeps the run on the CPU (as does having no GPU),
+            and ``config.run.num_threads`` (when not 0) sets torch's intra-op threads.
         callbacks: ``cb(step, metrics)`` called on the main process after every optimizer
             step (after that step's logging, evaluation and checkpoint); raising stops the run
             (in one process: under torchrun the other processes would wait for the main one).
@@ -236,6 +237,8 @@ def train(
             f"the accelerator accumulates {accelerator.gradient_accumulation_steps} micro-batches "
             f"but cfg.grad_accum_steps is {cfg.grad_accum_steps}"
         )
+    if config is not None and config.run.num_threads:
+        torch.set_num_threads(config.run.num_threads)
     # Different dropout masks on each process, as if one process saw the whole batch.
     set_seed(seed + accelerator.process_index)
 
