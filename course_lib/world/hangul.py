@@ -43,6 +43,11 @@ _PARTICLES = [
     ("이나", "나"),
     ("이랑", "랑"),
     ("아", "야"),
+    # invariant particles, accepted as format specs so templates can mark every particle alike
+    ("의", "의"),
+    ("에", "에"),
+    ("에서", "에서"),
+    ("도", "도"),
 ]
 PARTICLE_FORMS: dict[str, tuple[str, str]] = {form: pair for pair in _PARTICLES for form in pair}
 
@@ -136,6 +141,8 @@ def particle(word: str, form: str) -> str:
         raise ValueError(f"unknown particle {form!r}; known: {', '.join(PARTICLE_FORMS)}")
     after_consonant, after_vowel = PARTICLE_FORMS[form]
     final = final_consonant(word)
+    if after_consonant == after_vowel:
+        return after_vowel
     if final is None:  # unreadable: Korean writers then give both forms, e.g. 이(가)
         return f"{after_consonant}({after_vowel})"
     if after_consonant.startswith("으"):  # 으로 family: ㄹ behaves like a vowel
@@ -163,6 +170,13 @@ _FORMATTER = KoreanFormatter()
 def format_ko(template: str, **slots) -> str:
     """Fill a Korean template whose slots may carry a particle spec, e.g. ``"{s:은} {o:을} 만들었다."``."""
     return nfc(_FORMATTER.format(template, **slots))
+
+
+def detect_lang(text: str) -> str:
+    """``"ko"`` if at least a third of the letters are Hangul syllables, else ``"en"``."""
+    letters = [ch for ch in text if ch.isalpha()]
+    hangul = sum(1 for ch in letters if is_hangul_syllable(ch))
+    return "ko" if letters and hangul * 3 >= len(letters) else "en"
 
 
 def nfc(text: str) -> str:
