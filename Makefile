@@ -16,8 +16,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 
+# Jupyter refuses to start as root (e.g. in a container) unless told it may.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)  ## set everything up and open JupyterLab at the tour
-	$(BIN)/jupyter lab notebooks/00_course_tour.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_course_tour.ipynb
 
 test: $(STAMP)  ## the whole test suite: unit tests, notebooks under nbval, assignments
 	COURSE_PROFILE=ci $(BIN)/python -m pytest
