@@ -111,6 +111,24 @@ class DataConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Chapter 03: the bilingual tokenizer and the ``base`` decoder (size from ``model``), trained on ``data.source``."""
+
+    vocab_size: int = _bounded(4096, ge=300, help="tokenizer vocabulary: special tokens + 256 bytes + merges")
+    num_sentinels: int = _bounded(32, ge=0, help="T5 sentinels <extra_id_0..N-1> kept for chapter 04")
+    corpus: Literal["raw", "curated"] = "raw"  # raw: every in_pretraining document; curated: chapter 02's output
+    max_documents: int = _bounded(0, ge=0, help="documents read from data.source; 0 reads all (cap a streamed corpus)")
+    tokenizer_documents: int = _bounded(0, ge=0, help="documents the tokenizer trains on; 0 uses all that are read")
+    eval_fraction: float = _bounded(0.05, ge=0.0, le=0.5, help="documents held out for perplexity")
+    block_size: int = _bounded(128, ge=8, help="tokens per packed training block (<= model.max_seq_len)")
+    train: TrainConfig = field(default_factory=TrainConfig)
+    frequent_min_seen: int = _bounded(6, ge=1, help="a fact stated in at least this many training documents is frequent")
+    icl_task: str = "qa_closed"  # task family held out of pretraining, for the in-context learning curve
+    icl_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8])
+    icl_questions: int = _bounded(100, ge=1, help="questions asked per number of shots")
+
+
+@dataclass
 class WorldConfig:
     """The generated course world (``course_lib.world``): sizes, dates, noise rates, splits.
 
@@ -153,6 +171,33 @@ class WorldConfig:
 
 
 @dataclass
+class CurationConfig:
+    """Chapter 02 (``course_lib.curation``): filter thresholds, deduplication and de-identification.
+
+    Defaults are the papers' (Gopher, C4, FineWeb, Lee et al. 2021); the profiles relax the
+    length rules for the course world's short documents.
+    """
+
+    filter_kinds: list[str] = field(default_factory=lambda: ["web", "forum"])  # source kinds the rule filters judge
+    min_doc_words: int = _bounded(50, ge=0, help="Gopher: fewest non-symbol words in a document")
+    max_doc_words: int = _bounded(100_000, ge=1, help="Gopher: most non-symbol words in a document")
+    min_alpha_words_ratio: float = _bounded(0.8, ge=0.0, le=1.0, help="Gopher: least share of words with a letter")
+    min_stop_words: int = _bounded(2, ge=0, help="Gopher: fewest distinct stop words")
+    top_ngram_fracs: list[float] = field(default_factory=lambda: [0.2, 0.18, 0.16])  # Gopher: top 2/3/4-gram chars
+    dup_ngram_fracs: list[float] = field(default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10])  # 5..10-grams
+    c4_min_num_sentences: int = _bounded(5, ge=0, help="C4: fewest sentences left after line filtering")
+    ko_short_line_length: int = _bounded(15, ge=1, help="FineWeb: a Korean line this short (chars) is short")
+    minhash_threshold: float = _bounded(0.8, gt=0.0, le=1.0, help="near duplicates: least Jaccard similarity")
+    minhash_num_perm: int = _bounded(128, ge=1, help="MinHash permutations")
+    minhash_ngram: int = _bounded(5, ge=1, help="words per MinHash shingle")
+    line_dedup: Literal["off", "drop_all", "keep_first"] = "off"
+    substring_min_tokens: int = _bounded(50, ge=1, help="exact substring dedup: least repeated run, in words")
+    url_mirror_suffixes: list[str] = field(default_factory=list)  # hosts that mirror other sites
+    pii_min_confidence: float = _bounded(0.0, ge=0.0, le=1.0, help="mask personal data at least this sure")
+    max_doc_chars: int = _bounded(1_000_000, ge=1, help="longer documents are dropped as malformed")
+
+
+@dataclass
 class ZooConfig:
     """The artifact cache (``course_lib.zoo``)."""
 
@@ -171,6 +216,8 @@ class Config:
     tour: TourConfig = field(default_factory=TourConfig)
     data: DataConfig = field(default_factory=DataConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:
