@@ -24,8 +24,10 @@ from course_lib.world.noise import (
 from course_lib.world.tasks import FAMILIES, template_is_held_out
 
 
-@pytest.fixture(scope="module")
-def config():
+@pytest.fixture(scope="module", params=["ci-noisy", "laptop"])
+def config(request):
+    if request.param == "laptop":  # the shipped world, as the later chapters see it
+        return load_config("laptop").world
     # the ci profile's world, with noise rates raised so every label kind occurs
     return dataclasses.replace(load_config("ci").world, pii_rate=0.6, lookalike_rate=0.5, near_dup_rate=0.3,
                                exact_dup_rate=0.1, url_variant_rate=0.1)
@@ -343,3 +345,13 @@ def test_load_reads_data_source_from_config(tmp_path):
     path.write_text(json.dumps({"text": "one"}) + "\n", encoding="utf-8")
     docs = load("documents", load_config("ci", [f"data.source={path}"]))
     assert docs["text"] == ["one"]
+
+
+def test_only_copies_of_one_page_share_a_normalized_url(world):
+    """Different texts never share a URL (URL dedup would otherwise merge them), in every kind."""
+    by_url = collections.defaultdict(list)
+    for d in world.documents:
+        by_url[normalize_url(d.url)].append(d)
+    for url, docs in by_url.items():
+        if len(docs) > 1:
+            assert all(d.dup_cluster and d.dup_cluster == docs[0].dup_cluster for d in docs), (url, [d.id for d in docs])

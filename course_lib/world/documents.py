@@ -274,7 +274,10 @@ def book_chapter(g: EntityGraph, work: str, hero: str, chapter: int, lang: str, 
     tb = TextBuilder().line(title).line().line(" ".join(sentences[:half])).line().line(" ".join(sentences[half:]))
     text, _ = tb.build()
     published = g.value(work, "published")
-    return Document(doc_id, "book", lang, f"https://library.worldbooks.org/{slug(g.entities[work].name.en)}/{chapter}",
+    # One page per edition (language), chapter and hero: chapters with different heroes are different texts.
+    url = (f"https://library.worldbooks.org/{lang}/{slug(g.entities[work].name.en)}/{chapter}"
+           f"-{slug(g.entities[hero].name.en)}")
+    return Document(doc_id, "book", lang, url,
                     f"{published}-01-01", title, text, [g.fact(work, "author").id] + [f.id for f in facts])
 
 
