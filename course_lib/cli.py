@@ -130,7 +130,8 @@ def cmd_train(args) -> int:
     out = Path(args.output_dir or Path(cfg.run.output_dir) / args.what)
     result = train_tour(cfg, out, resume=not args.restart)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"step {result.step}: train loss {result.train_loss:.4f}, eval loss {result.eval_loss}; outputs in {out}")
+        eval_loss = "not evaluated" if result.eval_loss is None else f"{result.eval_loss:.4f}"
+        print(f"step {result.step}: train loss {result.train_loss:.4f}, eval loss {eval_loss}; outputs in {out}")
     return 0
 
 
