@@ -167,6 +167,39 @@ def cmd_grade(args) -> int:
     return 0 if earned == total else 1
 
 
+def cmd_eval(args) -> int:
+    """Evaluate a model (a folder or a zoo name) on course tasks: print a table, write JSON."""
+    import torch
+
+    from .evaluation import evaluate, format_table, list_tasks, load_model, resolve_tasks, write_json
+
+    if args.list:
+        for t in list_tasks():
+            print(f"{t.name:<22} {t.group:<26} {t.kind:<16} {t.primary:<14} {t.description}")
+        return 0
+    if not args.model:
+        print("course eval: give --model PATH_OR_ZOO_NAME (or --list)", file=sys.stderr)
+        return 2
+    cfg = config_from_args(args)
+    if cfg.run.num_threads:
+        torch.set_num_threads(cfg.run.num_threads)
+    try:
+        tasks = resolve_tasks(args.tasks)
+        model, tokenizer = load_model(args.model, cfg)
+    except (KeyError, ValueError) as err:
+        print(f"course eval: {err.args[0]}", file=sys.stderr)
+        return 2
+    if cfg.run.device in ("auto", "cuda") and torch.cuda.is_available():
+        model.to("cuda")
+    report = evaluate(model, tokenizer, tasks, config=cfg, split=args.split, limit=args.limit, batch_size=args.batch_size,
+                      num_fewshot=args.num_fewshot, seed=args.seed, samples=args.samples, progress=True)
+    report["model"] = args.model
+    print(format_table(report))
+    out = Path(args.output or Path(cfg.run.output_dir) / "eval" / f"{Path(args.model).name}.json")
+    print(f"wrote {write_json(report, out)}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -191,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["tour"], help="what to train")
     p.add_argument("--output-dir", help="default: <run.output_dir>/<what>")
     p.add_argument("--restart", action="store_true", help="ignore checkpoints in the output dir")
+    p = add("eval", cmd_eval, "evaluate a model on the course world's tasks (a table and a JSON file)")
+    p.add_argument("--model", help="a saved model folder or a zoo artifact name (e.g. base)")
+    p.add_argument("--tasks", default="all", help="comma-separated tasks, groups or globs (default: all)")
+    p.add_argument("--list", action="store_true", help="list the tasks and exit")
+    p.add_argument("--split", default="test", choices=["test", "test_template", "train"])
+    p.add_argument("--limit", type=int, help="items per task (default: all)")
+    p.add_argument("--num-fewshot", type=int, default=0, help="solved examples before each question")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw")
+    p.add_argument("--samples", action="store_true", help="also write every item's prompt and output")
+    p.add_argument("--output", help="JSON file (default: <run.output_dir>/eval/<model>.json)")
     p = add("notebooks", cmd_notebooks, "execute the walkthrough notebooks into an HTML report")
     p.add_argument("action", choices=["build"])
     p.add_argument("--out", default="build", help="output folder (default: build)")

@@ -117,15 +117,13 @@ class PretrainConfig:
     vocab_size: int = _bounded(4096, ge=300, help="tokenizer vocabulary: special tokens + 256 bytes + merges")
     num_sentinels: int = _bounded(32, ge=0, help="T5 sentinels <extra_id_0..N-1> kept for chapter 04")
     corpus: Literal["raw", "curated"] = "raw"  # raw: every in_pretraining document; curated: chapter 02's output
+    source: str = ""  # "" reads data.source; else a .jsonl file, a text folder or hf:<name>[:<config>] (streamed)
+    with_world: bool = True  # with an external source, also read the world's documents (later chapters need its facts)
     max_documents: int = _bounded(0, ge=0, help="documents read from data.source; 0 reads all (cap a streamed corpus)")
     tokenizer_documents: int = _bounded(0, ge=0, help="documents the tokenizer trains on; 0 uses all that are read")
     eval_fraction: float = _bounded(0.05, ge=0.0, le=0.5, help="documents held out for perplexity")
     block_size: int = _bounded(128, ge=8, help="tokens per packed training block (<= model.max_seq_len)")
     train: TrainConfig = field(default_factory=TrainConfig)
-    frequent_min_seen: int = _bounded(6, ge=1, help="a fact stated in at least this many training documents is frequent")
-    icl_task: str = "qa_closed"  # task family held out of pretraining, for the in-context learning curve
-    icl_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8])
-    icl_questions: int = _bounded(100, ge=1, help="questions asked per number of shots")
 
 
 @dataclass

@@ -3,11 +3,15 @@
 Models are plain Hugging Face ``transformers`` classes, so ``save_pretrained``,
 ``generate``, TRL and peft work on them unchanged. Sizes come from the profile's
 ``model`` section: the same function builds a 0.1M-parameter model for ``ci`` and
-a ~125M one for ``gpu``.
+a ~125M one for ``gpu``. ``CausalSelfAttention`` is the attention layer written out
+for teaching; a test shows it computes what ``LlamaAttention`` computes.
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from .config import ConfigError, ModelConfig
@@ -65,3 +69,80 @@ def build_decoder(
 def count_parameters(model: PreTrainedModel) -> int:
     """Number of distinct trainable parameters (tied weights counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+# --------------------------------------------------------------------------- attention from scratch
+
+
+def causal_mask(seq_len: int, device=None) -> torch.Tensor:
+    """(T, T) bool: position i may attend to positions j <= i (the lower triangle)."""
+    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
+    """softmax(q k^T / sqrt(d) + mask) v, and the attention weights.
+
+    q, k, v: (B, H, T, D); mask: (T, T) bool, True where attention is allowed.
+    Returns (output (B, H, T, D), weights (B, H, T, T)); each weight row sums to 1.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # a future token gets weight exp(-inf) = 0
+    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    return weights @ v, weights
+
+
+def rotary_cos_sin(seq_len: int, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE tables (T, D): pair i of a head's dims turns by angle ``pos * theta**(-2i/D)``.
+
+    Halves layout (as in Llama's Hugging Face weights): dim i pairs with dim i + D/2.
+    """
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (D/2,)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)  # (T, D/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, D)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each (x_i, x_{i+D/2}) pair of ``x`` (B, H, T, D) by its position's angle."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class CausalSelfAttention(torch.nn.Module):
+    """Multi-head causal self-attention with rotary positions: Llama's attention, one screen long.
+
+    ``forward(x)`` maps (B, T, C) to (B, T, C); ``last_weights`` keeps the (B, H, T, T)
+    attention of the last call, for plotting. ``from_llama`` copies a ``LlamaAttention``'s
+    weights so the two can be compared.
+    """
+
+    def __init__(self, d_model: int, n_head: int, rope_theta: float = 10000.0, bias: bool = False):
+        super().__init__()
+        if d_model % n_head:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
+        self.n_head, self.head_dim, self.rope_theta = n_head, d_model // n_head, rope_theta
+        self.q_proj = torch.nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = torch.nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = torch.nn.Linear(d_model, d_model, bias=bias)
+        self.o_proj = torch.nn.Linear(d_model, d_model, bias=bias)
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        # (B, T, C) -> (B, H, T, D): each head attends in its own D-dimensional subspace.
+        q, k, v = (p(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        cos, sin = rotary_cos_sin(T, self.head_dim, self.rope_theta)
+        q, k = apply_rotary(q, cos.to(x.dtype), sin.to(x.dtype)), apply_rotary(k, cos.to(x.dtype), sin.to(x.dtype))
+        out, self.last_weights = scaled_dot_product_attention(q, k, v, causal_mask(T, x.device))
+        return self.o_proj(out.transpose(1, 2).reshape(B, T, C))  # heads side by side, then mixed
+
+    @classmethod
+    def from_llama(cls, layer, config) -> CausalSelfAttention:
+        """A copy of ``LlamaAttention`` ``layer`` (of a model with ``LlamaConfig`` ``config``)."""
+        if config.num_key_value_heads != config.num_attention_heads:
+            raise ValueError("from_llama copies multi-head attention; grouped-query attention is not covered")
+        theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
+        new = cls(config.hidden_size, config.num_attention_heads, theta, bias=layer.q_proj.bias is not None)
+        new.load_state_dict({k: v for k, v in layer.state_dict().items()})
+        return new

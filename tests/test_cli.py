@@ -21,7 +21,7 @@ def run(*args):
 def test_help_lists_every_subcommand():
     proc = run("--help")
     assert proc.returncode == 0
-    for sub in ["env", "config", "zoo", "train", "notebooks", "release", "grade"]:
+    for sub in ["env", "config", "zoo", "train", "notebooks", "release", "grade", "eval"]:
         assert f"    {sub}" in proc.stdout
 
 

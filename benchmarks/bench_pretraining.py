@@ -1,0 +1,155 @@
+"""Pretraining throughput: the course (``transformers`` Llama + ``course_lib.training.train``) against a
+minimal plain-PyTorch GPT of the same size, trained by the shortest honest loop.
+
+Both models have the same shape (RMSNorm, rotary positions, SwiGLU, tied embeddings, no
+biases; the parameter counts are printed and must match), see the same packed blocks of the
+profile's pretraining corpus in the same order, and use AdamW with the same warmup + cosine
+schedule and clipping. Runs are interleaved (plain, course, plain, course, ...) so that
+drifting machine load hits both alike; the table shows median tokens per second and the
+ratio to plain PyTorch. ``course (loop)`` times the optimizer steps only (``elapsed_s`` of
+the last step), ``course (call)`` the whole ``train`` call (Accelerator set-up, final save).
+
+    python benchmarks/bench_pretraining.py --profile laptop --steps 30 --repeats 3
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from course_lib import zoo
+from course_lib.config import load_config
+from course_lib.models import apply_rotary, count_parameters, llama_ff_width, rotary_cos_sin
+from course_lib.pretraining import new_model
+from course_lib.training import lr_schedule, read_metrics, set_seed, train
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, d: int, n_head: int, d_ff: int):
+        super().__init__()
+        self.n_head = n_head
+        self.attn_norm, self.mlp_norm = nn.RMSNorm(d, eps=1e-6), nn.RMSNorm(d, eps=1e-6)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.gate_up = nn.Linear(d, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.attn_norm(x)).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
+        return x + self.down(F.silu(gate) * up)
+
+
+class GPT(nn.Module):
+    """A decoder-only language model in one screen; ``forward(ids)`` returns the mean next-token loss."""
+
+    def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, d_ff: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(Block(d, n_head, d_ff) for _ in range(n_layer))
+        self.norm = nn.RMSNorm(d, eps=1e-6)
+        self.head_dim = d // n_head
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, ids):
+        cos, sin = rotary_cos_sin(ids.shape[1], self.head_dim)
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.norm(x) @ self.embed.weight.T  # tied input and output embeddings
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+
+def plain_loop(model, blocks, cfg) -> float:
+    """Seconds for ``cfg.max_steps`` steps: batches in a fixed shuffled order, AdamW, schedule, clipping."""
+    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(0)).tolist()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+    )
+    scheduler = LambdaLR(optimizer, lambda s: lr_schedule(s, lr=1.0, warmup_steps=cfg.warmup_steps,
+                                                          max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio))
+    model.train()
+    start = time.perf_counter()
+    for step in range(cfg.max_steps):
+        idx = [order[(step * cfg.batch_size + i) % len(order)] for i in range(cfg.batch_size)]
+        ids = torch.stack([blocks[i]["input_ids"] for i in idx])
+        loss = model(ids)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()  # the course loop reads the loss every step too
+    return time.perf_counter() - start
+
+
+def course_loop(cfg, tokenizer, blocks, train_cfg) -> tuple[float, float]:
+    """(seconds of the optimizer steps, seconds of the whole ``train`` call) for the course's model."""
+    model = new_model(cfg, tokenizer)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        train(model, blocks, train_cfg, output_dir=out, resume=False)
+        call = time.perf_counter() - start
+        loop = read_metrics(out)[-1]["elapsed_s"]
+    return loop, call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="laptop", help="sizes, batch and corpus come from this profile")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each loop")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps torch's default")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.profile)
+    m = cfg.model
+    tokenizer = zoo.get("tokenizer", cfg)
+    blocks = zoo.get("pretrain-data", cfg)["train"]
+    train_cfg = cfg.pretrain.train
+    train_cfg.max_steps, train_cfg.eval_every, train_cfg.log_every, train_cfg.progress = args.steps, 0, args.steps, False
+    train_cfg.grad_accum_steps = 1
+
+    def plain_model():
+        set_seed(0)
+        return GPT(len(tokenizer), m.d_model, m.n_layer, m.n_head, m.d_ff or llama_ff_width(m.d_model))
+
+    sizes = (count_parameters(new_model(cfg, tokenizer)), count_parameters(plain_model()))
+    if sizes[0] != sizes[1]:
+        raise SystemExit(f"the two models differ in size: {sizes}")
+    tokens = args.steps * train_cfg.batch_size * cfg.pretrain.block_size
+    times = {"plain PyTorch": [], "course (loop)": [], "course (call)": []}
+    for _ in range(args.repeats):
+        times["plain PyTorch"].append(plain_loop(plain_model(), blocks, train_cfg))
+        loop, call = course_loop(cfg, tokenizer, blocks, train_cfg)
+        times["course (loop)"].append(loop)
+        times["course (call)"].append(call)
+
+    print(f"profile {args.profile}: {sizes[0] / 1e6:.2f}M parameters, {args.steps} steps x {train_cfg.batch_size} x "
+          f"{cfg.pretrain.block_size} tokens, {args.repeats} interleaved repeats, torch threads {torch.get_num_threads()}")
+    base = tokens / statistics.median(times["plain PyTorch"])
+    print(f"{'loop':<16}{'tokens/s':>12}{'vs plain':>10}")
+    for name, seconds in times.items():
+        rate = tokens / statistics.median(seconds)
+        print(f"{name:<16}{rate:>12,.0f}{rate / base:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

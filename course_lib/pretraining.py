@@ -1,0 +1,620 @@
+"""Chapter 03, decoder pretraining: the course tokenizer, packed data, the ``base`` model and what it learned.
+
+The pipeline, each step a function a notebook can call on its own::
+
+    documents      corpus_documents(cfg)            world documents (in_pretraining) and/or a real corpus
+    split          split_documents(docs, ...)       held-out documents for perplexity, by duplicate cluster
+    tokenizer      zoo.get("tokenizer")             byte-level BPE on the training documents
+    blocks         pack(token_lists, block_size)    documents + <|endoftext|>, concatenated, cut into blocks
+    model          zoo.get("base")                  build_decoder(cfg.model) trained by training.train
+    evaluation     perplexity, fact_recall, icl_accuracy
+
+``pretrain.corpus=curated`` reads chapter 02's curated documents (the zoo artifact
+``curated``) instead of the raw ones. ``pretrain.source`` (else ``data.source``)
+may name a local ``.jsonl`` file, a text folder or ``hf:<name>[:<config>]``, which is
+streamed (the ``gpu`` profile's real corpus), read after the world's documents;
+``pretrain.max_documents`` caps what is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+
+from . import zoo
+from .config import Config, ConfigError
+from .models import build_decoder
+from .tokenization import tokens_per_character, train_tokenizer
+from .tour import TrainedModel
+from .training import read_metrics, train
+
+TOKEN_FILES = {"train": "train.bin", "eval": "eval.bin"}
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def _offline(cfg: Config) -> bool:
+    return cfg.zoo.offline or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def stream_hf(source: str, *, offline: bool) -> Iterator[dict]:
+    """Rows of the ``train`` split of ``hf:<name>[:<config>]``, streamed (nothing is downloaded whole).
+
+    ``<name>`` may be a local folder of data files (JSON Lines, Parquet, ...), which is read
+    even offline; a Hub name is refused while offline (``zoo.offline`` or ``HF_HUB_OFFLINE``).
+    """
+    import datasets
+
+    from .world import WorldDataError
+    from .world.hangul import detect_lang
+
+    name, _, subset = source[3:].partition(":")
+    if offline and not Path(name).expanduser().is_dir():
+        raise WorldDataError(
+            f"source {source!r} is a Hugging Face Hub dataset, but the course is offline "
+            "(zoo.offline=true or HF_HUB_OFFLINE=1). Set zoo.offline=false to stream it, "
+            "or point pretrain.source at a local .jsonl file, text folder or dataset folder."
+        )
+    stream = datasets.load_dataset(name, subset or None, split="train", streaming=True)
+    for i, row in enumerate(stream):
+        if "text" not in row:
+            raise WorldDataError(f"source {source!r}: rows have no 'text' field ({sorted(row)})")
+        yield {"id": str(row.get("id", f"{Path(name).name}-{i}")), "text": row["text"],
+               "lang": row.get("lang") or detect_lang(row["text"]), "dup_cluster": "", "fact_ids": []}
+
+
+def corpus_documents(cfg: Config) -> Iterator[dict]:
+    """The pretraining documents as dicts with at least ``id``, ``text``, ``lang`` (lazy for streamed sources).
+
+    The source is ``pretrain.source``, or ``data.source`` when that is empty:
+
+    - ``world``: the world's documents with ``in_pretraining`` (news after the knowledge
+      cutoff is excluded); with ``pretrain.corpus=curated``, chapter 02's curated ones
+      (zoo artifact ``curated``) instead;
+    - a ``.jsonl`` file or text folder: every document in it (``world.load_external``);
+    - ``hf:<name>[:<config>]``: the dataset's ``train`` split, streamed.
+
+    An external source comes after the world's documents when ``pretrain.with_world``.
+    At most ``pretrain.max_documents`` documents in all (0: no limit).
+    """
+    from .world import load, load_external
+
+    source = cfg.pretrain.source or cfg.data.source
+    parts: list[Iterable[dict]] = []
+    if source == "world" or cfg.pretrain.with_world:
+        if cfg.pretrain.corpus == "curated":
+            if "curated" not in zoo.recipes():
+                raise ConfigError(
+                    "pretrain.corpus='curated' needs chapter 02's zoo artifact 'curated', which is not registered "
+                    "yet; use pretrain.corpus=raw"
+                )
+            parts.append(zoo.get("curated", cfg))
+        else:
+            world_cfg = cfg if cfg.data.source == "world" else _with_world_source(cfg)
+            parts.append(d for d in load("documents", world_cfg) if d["in_pretraining"])
+    if source != "world":
+        parts.append(stream_hf(source, offline=_offline(cfg)) if source.startswith("hf:")
+                     else load_external(source, offline=_offline(cfg)))
+    return itertools.islice(itertools.chain.from_iterable(parts), cfg.pretrain.max_documents or None)
+
+
+def _with_world_source(cfg: Config) -> Config:
+    import copy
+
+    world_cfg = copy.deepcopy(cfg)
+    world_cfg.data.source = "world"
+    return world_cfg
+
+
+def is_held_out(doc: dict, eval_fraction: float, seed: int = 0) -> bool:
+    """Whether ``doc`` is held out for evaluation: a stable hash of its duplicate cluster (else its id).
+
+    Hashing the cluster keeps every copy of a page on the same side, so no held-out
+    text leaks into training through its duplicates.
+    """
+    key = doc.get("dup_cluster") or doc["id"]
+    h = int.from_bytes(hashlib.sha256(f"{seed}|{key}".encode()).digest()[:8], "big")
+    return h / 2**64 < eval_fraction
+
+
+def split_documents(docs: Iterable[dict], eval_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, eval) lists of documents; see ``is_held_out``."""
+    train_docs, eval_docs = [], []
+    for doc in docs:
+        (eval_docs if is_held_out(doc, eval_fraction, seed) else train_docs).append(doc)
+    return train_docs, eval_docs
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def pack(token_lists: Iterable[list[int]], block_size: int, eos_id: int) -> list[list[int]]:
+    """Documents' tokens, each followed by ``eos_id``, concatenated and cut into blocks of ``block_size``.
+
+    The last partial block is dropped. A block may start mid-document and hold
+    several documents; ``<|endoftext|>`` tells the model where one ends. Example
+    (``block_size=4``, eos 0): ``[[5, 6, 7], [8, 9], [3]]`` -> ``[[5, 6, 7, 0], [8, 9, 0, 3]]``.
+    """
+    stream = [t for tokens in token_lists for t in (*tokens, eos_id)]
+    return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def write_tokens(texts: Iterable[str], tokenizer, path: str | Path, *, batch_size: int = 512) -> int:
+    """Append the tokens of ``texts`` (each followed by ``<|endoftext|>``) to the binary file ``path``.
+
+    The file is a flat array of little-endian uint32 (as nanoGPT's ``train.bin``), so a
+    corpus larger than memory is packed by reading it as a memory map (``PackedBlocks``).
+    Returns the number of tokens written.
+    """
+    eos = tokenizer.eos_token_id
+    total = 0
+    with open(path, "ab") as f:
+        for batch in _batched(texts, batch_size):
+            ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+            flat = np.fromiter((t for doc in ids for t in (*doc, eos)), dtype="<u4")
+            f.write(flat.tobytes())
+            total += flat.size
+    return total
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+class PackedBlocks(torch.utils.data.Dataset):
+    """Consecutive ``block_size`` blocks of a token file: row ``i`` is tokens ``[i*B, (i+1)*B)``.
+
+    Each row is ``{"input_ids", "labels"}`` with ``labels == input_ids``: the model
+    shifts them itself, so position t is trained to predict token t + 1.
+    """
+
+    def __init__(self, path: str | Path, block_size: int):
+        self.tokens = np.memmap(path, dtype="<u4", mode="r") if Path(path).stat().st_size else np.zeros(0, "<u4")
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return len(self.tokens) // self.block_size
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        block = torch.from_numpy(self.tokens[i * self.block_size : (i + 1) * self.block_size].astype(np.int64))
+        return {"input_ids": block, "labels": block.clone()}
+
+
+def tokenizer_fragmentation(cfg: Config, vocab_size: int | None = None) -> list[dict]:
+    """Tokens per character of held-out English and Korean text under two vocabularies of one size.
+
+    ``english-only`` is a byte-level BPE trained on the English training documents,
+    ``bilingual`` one trained on all of them. Rows ``{"vocabulary", "lang", "tokens_per_char"}``.
+    Korean under the English-only vocabulary falls back to about three byte tokens per
+    syllable (UTF-8 spends three bytes on each Hangul syllable).
+    """
+    vocab_size = vocab_size or cfg.pretrain.vocab_size
+    train_docs, eval_docs = split_documents(corpus_documents(cfg), cfg.pretrain.eval_fraction, cfg.run.seed)
+    held_out = {lang: [d["text"] for d in eval_docs if d["lang"] == lang] for lang in ("en", "ko")}
+    corpora = {"english-only": [d["text"] for d in train_docs if d["lang"] == "en"],
+               "bilingual": [d["text"] for d in train_docs]}
+    rows = []
+    for name, texts in corpora.items():
+        tok = train_tokenizer(texts, vocab_size, num_sentinels=0)
+        for lang, eval_texts in held_out.items():
+            if eval_texts:
+                rows.append({"vocabulary": name, "lang": lang, "tokens_per_char": tokens_per_character(tok, eval_texts)})
+    return rows
+
+
+# --------------------------------------------------------------------------- training
+
+
+def new_model(cfg: Config, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """An untrained decoder of the ``model`` size for ``tokenizer``'s vocabulary."""
+    if cfg.pretrain.block_size > cfg.model.max_seq_len:
+        raise ConfigError(
+            f"'pretrain.block_size' ({cfg.pretrain.block_size}) must be <= 'model.max_seq_len' ({cfg.model.max_seq_len})"
+        )
+    torch.manual_seed(cfg.run.seed)
+    model = build_decoder(
+        cfg.model,
+        len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callbacks=()):
+    """Train a fresh ``base`` model on the packed corpus with ``pretrain.train``; works under torchrun too."""
+    tokenizer = zoo.get("tokenizer", cfg)
+    data = zoo.build("pretrain-data", cfg)  # the cached folder (built on first use)
+    block = cfg.pretrain.block_size
+    eval_blocks = PackedBlocks(data / TOKEN_FILES["eval"], block)
+    result = train(
+        new_model(cfg, tokenizer),
+        PackedBlocks(data / TOKEN_FILES["train"], block),
+        cfg.pretrain.train,
+        output_dir=output_dir,
+        eval_dataset=eval_blocks if len(eval_blocks) else None,
+        seed=cfg.run.seed,
+        resume=resume,
+        config=cfg,
+        callbacks=callbacks,
+    )
+    tokenizer.save_pretrained(Path(output_dir) / "final")
+    return result
+
+
+@torch.no_grad()
+def perplexity(model: PreTrainedModel, dataset, batch_size: int = 8) -> float:
+    """exp(mean next-token cross-entropy) over every block of ``dataset`` (tokens weigh equally)."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(dataset), batch_size):
+        ids = torch.stack([dataset[i]["input_ids"] for i in range(start, min(start + batch_size, len(dataset)))])
+        ids = ids.to(model.device)
+        logits = model(input_ids=ids).logits[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                                 reduction="sum")
+        total += loss.item()
+        count += ids[:, 1:].numel()
+    if not count:
+        raise ValueError("perplexity needs at least one block")
+    return float(np.exp(total / count))
+
+
+# --------------------------------------------------------------------------- what the model learned
+
+
+@torch.no_grad()
+def complete(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
+    """Greedy continuations of ``prompts`` (left-padded batches), cut at the first newline or end token."""
+    model.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            batch = tokenizer([tokenizer.eos_token + p for p in prompts[i : i + batch_size]], return_tensors="pt",
+                              padding=True, add_special_tokens=False).to(model.device)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            out += [t.split("\n")[0] for t in texts]
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def recall_probe(world, fact, lang: str) -> str | None:
+    """The start of a statement of ``fact`` that stops right before its value, or None.
+
+    Uses the first statement template whose value comes after the subject and whose
+    cut-off start no other fact about the same subject shares ("X was born in" could
+    end with a year or a city, so it is skipped for "X was born in the year").
+    """
+    from .world.templates import STATEMENTS
+
+    g = world.graph
+
+    def prefixes(f):
+        out = []
+        for template in STATEMENTS[f.relation][lang]:
+            if "{o" not in template or "{s" not in template or template.index("{s") > template.index("{o"):
+                out.append(None)
+                continue
+            cut = template[: template.index("{o")] + "{o}"
+            out.append(g.fill(cut, f, lang, value_text="\0").split("\0")[0].rstrip())
+        return out
+
+    others = {p for f in g.facts_about(fact.subject, as_value=False) if f.relation != fact.relation
+              for p in prefixes(f) if p}
+    return next((p for p in prefixes(fact) if p and p not in others), None)
+
+
+def _answer_matches(continuation: str, value: str) -> bool:
+    text = continuation.strip()
+    text = re.sub(r"^(a|an|the) ", "", text)  # "worked as an engineer"
+    return text.startswith(value)
+
+
+def fact_frequency(world, train_docs: Iterable[dict]) -> dict[tuple[str, str], int]:
+    """(fact id, language) -> number of training documents in that language that state the fact."""
+    counts: dict[tuple[str, str], int] = {}
+    for doc in train_docs:
+        for fid in doc.get("fact_ids", []):
+            counts[fid, doc["lang"]] = counts.get((fid, doc["lang"]), 0) + 1
+    return counts
+
+
+def recall_context(world, fact, lang: str, n: int = 2) -> str:
+    """Up to ``n`` true statements about ``fact``'s subject that neither state ``fact`` nor contain its value.
+
+    Put before the probe, they set the scene the way a document about the subject
+    would (a bare sentence right after ``<|endoftext|>`` looks like no training
+    document), without giving the answer away.
+    """
+    value = world.graph.value_text(fact, lang)
+    others = [f for f in world.graph.facts_about(fact.subject, as_value=False)
+              if f.relation != fact.relation and not f.after_cutoff]
+    sentences = [world.statement(f, lang) for f in others]
+    return " ".join([s for s in sentences if value not in s][:n])
+
+
+def fact_recall(model, tokenizer, cfg: Config, *, context: int = 2, max_facts: int | None = None,
+                batch_size: int = 64) -> list[dict]:
+    """Closed-book recall of every pre-cutoff world fact, in English and Korean.
+
+    The prompt is ``context`` other true statements about the subject
+    (``recall_context``), then the probe (``recall_probe``); the model must continue it
+    with the value. Each row: ``fact_id, relation, lang, seen`` (training documents in
+    that language stating the fact), ``prompt, answer, output, correct`` (the greedy
+    continuation starts with the answer). ``max_facts`` keeps an evenly spread subset.
+    """
+    from .world import build_world
+
+    world = build_world(cfg.world)
+    train_docs, _ = split_documents(corpus_documents(cfg), cfg.pretrain.eval_fraction, cfg.run.seed)
+    seen = fact_frequency(world, train_docs)
+    facts = world.facts(after_cutoff=False)
+    if max_facts is not None and len(facts) > max_facts:
+        facts = facts[:: -(-len(facts) // max_facts)]
+    rows = []
+    for fact in facts:
+        for lang in ("en", "ko"):
+            probe = recall_probe(world, fact, lang)
+            if probe is not None:
+                scene = recall_context(world, fact, lang, context) if context else ""
+                rows.append({"fact_id": fact.id, "relation": fact.relation, "lang": lang,
+                             "seen": seen.get((fact.id, lang), 0), "prompt": f"{scene} {probe}".strip(),
+                             "answer": world.graph.value_text(fact, lang)})
+    # Enough new tokens for the longest answer, plus a couple for articles and spaces.
+    longest = max(len(tokenizer(" " + r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
+    outputs = complete(model, tokenizer, [r["prompt"] for r in rows], longest + 2, batch_size)
+    for row, output in zip(rows, outputs):
+        row["output"] = output
+        row["correct"] = _answer_matches(output, row["answer"])
+    return rows
+
+
+FREQUENT = 6  # a fact stated in at least this many training documents (in the probe's language) is "frequent"
+
+
+def recall_by_frequency(rows: list[dict], bins: Iterable[int] = (0, 1, 2, 4, 8, 16)) -> list[dict]:
+    """Recall per frequency bin: ``{"min_seen", "max_seen", "facts", "recall"}``; bin i is [bins[i], bins[i+1])."""
+    edges = list(bins) + [float("inf")]
+    out = []
+    for lo, hi in zip(edges, edges[1:]):
+        inside = [r for r in rows if lo <= r["seen"] < hi]
+        if inside:
+            out.append({"min_seen": lo, "max_seen": hi, "facts": len(inside),
+                        "recall": sum(r["correct"] for r in inside) / len(inside)})
+    return out
+
+
+def frequent_recall(rows: list[dict], min_seen: int = FREQUENT) -> float:
+    """Recall of the facts seen in at least ``min_seen`` training documents."""
+    frequent = [r for r in rows if r["seen"] >= min_seen]
+    if not frequent:
+        raise ValueError(f"no fact is seen {min_seen} or more times")
+    return sum(r["correct"] for r in frequent) / len(frequent)
+
+
+# --------------------------------------------------------------------------- in-context learning
+
+ICL_TASK = "qa_closed"  # the task family of the in-context learning curve; no task data is pretrained on
+ICL_DESCRIPTIONS = {
+    "en": "Answer each question about the world in a few words.",
+    "ko": "세계에 관한 질문에 짧게 답하세요.",
+}
+ICL_LABELS = {"en": ("Question", "Choices", "Answer"), "ko": ("질문", "보기", "답")}
+
+
+@torch.no_grad()
+def answer_nll(model, tokenizer, prompts: list[str], answers: list[str], batch_size: int = 32) -> list[float]:
+    """Mean negative log-likelihood (nats per token) of each ``" " + answer`` after its prompt.
+
+    Prompt and answer are tokenized apart and joined, so the answer's tokens are the
+    same whatever the prompt; batches are right-padded and padding is never scored.
+    """
+    model.eval()
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        rows, spans = [], []
+        for prompt, ans in zip(prompts[i : i + batch_size], answers[i : i + batch_size]):
+            p = [tokenizer.eos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            a = tokenizer(" " + ans, add_special_tokens=False)["input_ids"]
+            rows.append(p + a)
+            spans.append((len(p), len(p) + len(a)))
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows], device=model.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=model.device)
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for row, (start, end) in enumerate(spans):
+            # position t predicts token t + 1: the answer's tokens start..end-1 are read at start-1..end-2
+            target = ids[row, start:end]
+            out.append(-logp[row, start - 1 : end - 1].gather(-1, target[:, None]).mean().item())
+    return out
+
+
+def icl_question(row: dict, lang: str) -> str:
+    """A task row's question as the prompt shows it; a multiple-choice row lists its choices after it."""
+    if row.get("choices"):
+        return f"{row['question']}\n{ICL_LABELS[lang][1]}: {' / '.join(row['choices'])}"
+    return row["question"]
+
+
+def icl_prompt(description: str, examples: list[tuple[str, str]], question: str, lang: str) -> str:
+    """Task description, then ``k`` worked examples, then the question: GPT-3's few-shot prompt.
+
+    ``k = 0`` (no examples) is zero-shot. No weight changes: the examples are only text.
+    """
+    q, _, a = ICL_LABELS[lang]
+    shots = "".join(f"{q}: {x}\n{a}: {y}\n\n" for x, y in examples)
+    return f"{description}\n\n{shots}{q}: {question}\n{a}:"
+
+
+def icl_items(cfg: Config, lang: str, task: str = ICL_TASK) -> tuple[list[dict], list[dict]]:
+    """(example pool, questions) of task family ``task`` in ``lang``, about pre-cutoff facts.
+
+    Examples come from the ``train`` split; questions from ``test`` and ``test_template``
+    first (held-out facts and phrasings), then ``train``. The task data is never part of
+    pretraining, so the model meets the question-answer format only in the prompt.
+    """
+    from .world import load
+
+    tasks = load("tasks", cfg, task=task)
+    keep = lambda r: r["lang"] == lang and not r["after_cutoff"] and r["answerable"] and r["answer"]
+    pool = [r for r in tasks["train"] if keep(r)]
+    questions = [r for split in ("test", "test_template", "train") for r in tasks[split] if keep(r)]
+    return pool, questions
+
+
+def _question_kind(row: dict) -> str:
+    """The relation a task row asks about, from its template id (``q/birth_place/en/1`` -> ``birth_place``)."""
+    parts = row["template_id"].split("/")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: Iterable[int] = (0, 1, 2, 4, 8),
+                 num_questions: int = 100, langs: Iterable[str] = ("en", "ko"), same_kind: bool = True,
+                 batch_size: int = 32) -> list[dict]:
+    """In-context learning curve: how well answers come out against the number ``k`` of worked examples.
+
+    Rows ``{"k", "lang", "questions", "accuracy", "answer_nll"}``: the exact-match
+    accuracy of the greedy answer, and the mean per-token negative log-likelihood of the
+    correct answer (lower is better; it moves before accuracy does). The first ``num_questions`` questions of
+    ``task`` in each language are asked with every ``k``; each question's ``k`` examples
+    are drawn (seeded by the question) from the train pool, about other facts, and with
+    ``same_kind`` about the same relation (where was X born? -> a city), as a task's
+    demonstrations would be.
+    """
+    rows = []
+    shots = list(shots)
+    for lang in langs:
+        pool, items = icl_items(cfg, lang, task)
+        questions = items[:num_questions]
+        longest = max(len(tokenizer(" " + q["answer"], add_special_tokens=False)["input_ids"]) for q in questions)
+        for k in shots:
+            prompts = []
+            for q in questions:
+                rng = random.Random(f"{cfg.run.seed}|{q['id']}")
+                others = [r for r in pool if r["fact_ids"] != q["fact_ids"]]
+                if same_kind:  # worked examples of the same kind of question (same relation), if there are enough
+                    kind = [r for r in others if _question_kind(r) == _question_kind(q)]
+                    others = kind if len(kind) >= k else others
+                examples = [(icl_question(r, lang), r["answer"]) for r in rng.sample(others, min(k, len(others)))]
+                prompts.append(icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang))
+            outputs = complete(model, tokenizer, prompts, longest + 2, batch_size)
+            correct = sum(o.strip().rstrip(".") == q["answer"] for o, q in zip(outputs, questions))
+            nll = answer_nll(model, tokenizer, prompts, [q["answer"] for q in questions], batch_size)
+            rows.append({"k": k, "lang": lang, "questions": len(questions), "accuracy": correct / len(questions),
+                         "answer_nll": float(np.mean(nll))})
+    return rows
+
+
+# --------------------------------------------------------------------------- zoo recipes
+
+
+def _tokenizer_texts(cfg: Config) -> Iterator[str]:
+    docs = (d for d in corpus_documents(cfg) if not is_held_out(d, cfg.pretrain.eval_fraction, cfg.run.seed))
+    return (d["text"] for d in itertools.islice(docs, cfg.pretrain.tokenizer_documents or None))
+
+
+def _load_tokenizer(path: Path, cfg: Config) -> PreTrainedTokenizerFast:
+    return AutoTokenizer.from_pretrained(path)
+
+
+@zoo.register(
+    "tokenizer", load=_load_tokenizer, sections=("run", "world", "data", "pretrain"),
+    description="bilingual byte-level BPE with pad, end-of-text, chat and sentinel tokens",
+)
+def _build_tokenizer(cfg: Config, out: Path) -> None:
+    p = cfg.pretrain
+    train_tokenizer(_tokenizer_texts(cfg), p.vocab_size, num_sentinels=p.num_sentinels).save_pretrained(out)
+
+
+def _load_data(path: Path, cfg: Config) -> dict:
+    block = cfg.pretrain.block_size
+    return {split: PackedBlocks(path / name, block) for split, name in TOKEN_FILES.items()}
+
+
+@zoo.register(
+    "pretrain-data", load=_load_data, sections=("run", "world", "data", "pretrain"), deps=("tokenizer",),
+    description="the pretraining corpus as token files (train.bin, eval.bin)",
+)
+def _build_data(cfg: Config, out: Path) -> None:
+    tokenizer = zoo.get("tokenizer", cfg)
+    counts = {"train": {"documents": 0, "tokens": 0}, "eval": {"documents": 0, "tokens": 0}}
+    for split in TOKEN_FILES:
+        (out / TOKEN_FILES[split]).touch()
+    for batch in _batched(corpus_documents(cfg), 1024):
+        for split in TOKEN_FILES:
+            held = split == "eval"
+            texts = [d["text"] for d in batch if is_held_out(d, cfg.pretrain.eval_fraction, cfg.run.seed) == held]
+            counts[split]["documents"] += len(texts)
+            counts[split]["tokens"] += write_tokens(texts, tokenizer, out / TOKEN_FILES[split])
+    (out / "counts.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")
+
+
+def _load_base(path: Path, cfg: Config) -> TrainedModel:
+    return TrainedModel(
+        model=AutoModelForCausalLM.from_pretrained(path / "final"),
+        tokenizer=AutoTokenizer.from_pretrained(path / "final"),
+        path=path,
+        metrics=read_metrics(path / "metrics.jsonl"),
+    )
+
+
+@zoo.register(
+    "base", load=_load_base, sections=("run", "model", "world", "data", "pretrain"),
+    deps=("tokenizer", "pretrain-data"),
+    description="the course's base decoder, pretrained on the world (chapter 03)",
+)
+def _build_base(cfg: Config, out: Path) -> None:
+    pretrain(cfg, out, resume=False)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # optimizer state is only for resuming
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course_lib.pretraining --profile gpu [--set key=value] [--output-dir DIR] [--restart]``.
+
+    Pretrains ``base`` into a run folder (resumable), for long runs under
+    ``accelerate launch`` or ``torchrun``: build the tokenizer and token files first
+    (``course zoo build tokenizer pretrain-data --profile gpu``) so that the processes
+    share them instead of each building its own.
+    """
+    import argparse
+
+    from .cli import config_from_args
+
+    parser = argparse.ArgumentParser(description="pretrain the base model")
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--output-dir", default=None, help="default: run.output_dir/base")
+    parser.add_argument("--restart", action="store_true", help="start afresh instead of resuming")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    out = Path(args.output_dir or Path(cfg.run.output_dir) / "base")
+    result = pretrain(cfg, out, resume=not args.restart)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"step {result.step}: train loss {result.train_loss:.4f}, eval loss {result.eval_loss}; outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

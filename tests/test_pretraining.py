@@ -1,0 +1,234 @@
+"""Chapter 03: documents, packing, the config path to real corpora, the `base` model and what it learned."""
+
+import json
+import math
+import time
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from course_lib import pretraining as P
+from course_lib import zoo
+from course_lib.config import ConfigError, load_config
+from course_lib.world import WorldDataError, build_world
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    # One cache for the module: the ci tokenizer and base model are built once.
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "pretraining-cache"))
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("ci")
+
+
+# --------------------------------------------------------------------------- documents and packing
+
+
+def test_pack_appends_end_tokens_and_cuts_full_blocks():
+    assert P.pack([[5, 6, 7], [8, 9], [3]], block_size=4, eos_id=0) == [[5, 6, 7, 0], [8, 9, 0, 3]]
+    # 5 6 7 0 8 9 0 3 0: nine tokens make four blocks of two, and the last 0 is cut
+    assert P.pack([[5, 6, 7], [8, 9], [3]], block_size=2, eos_id=0) == [[5, 6], [7, 0], [8, 9], [0, 3]]
+    assert P.pack([[1]], block_size=4, eos_id=0) == []
+    assert P.pack([[1, 2, 3]], block_size=4, eos_id=0) == [[1, 2, 3, 0]]
+
+
+def test_token_file_blocks_equal_pack(tmp_path, cfg):
+    tok = zoo.get("tokenizer", cfg)
+    texts = ["Jubal is a city in Nijol.", "주발은 니졸에 있는 도시이다.", "", "short"]
+    path = tmp_path / "t.bin"
+    n = P.write_tokens(texts, tok, path, batch_size=3)
+    blocks = P.PackedBlocks(path, 5)
+    expected = P.pack(tok(texts, add_special_tokens=False)["input_ids"], 5, tok.eos_token_id)
+    assert n == sum(len(t) + 1 for t in tok(texts, add_special_tokens=False)["input_ids"])
+    assert len(blocks) == len(expected) == n // 5
+    assert [blocks[i]["input_ids"].tolist() for i in range(len(blocks))] == expected
+    assert torch.equal(blocks[0]["labels"], blocks[0]["input_ids"])
+    with pytest.raises(IndexError):
+        blocks[len(blocks)]
+
+
+def test_world_corpus_excludes_news_after_the_cutoff(cfg):
+    docs = list(P.corpus_documents(cfg))
+    world = build_world(cfg.world)
+    assert len(docs) == sum(d.in_pretraining for d in world.documents) > 0
+    assert all(d["in_pretraining"] for d in docs) and not any(d["kind"] == "news" for d in docs)
+
+
+def test_split_keeps_duplicate_clusters_together(cfg):
+    docs = list(P.corpus_documents(cfg))
+    train, held = P.split_documents(docs, 0.2)
+    assert len(train) + len(held) == len(docs) and 0.1 < len(held) / len(docs) < 0.3
+    clusters = lambda ds: {d["dup_cluster"] for d in ds if d["dup_cluster"]}
+    assert clusters(held) and not clusters(train) & clusters(held)
+    assert P.split_documents(docs, 0.2) == (train, held)  # deterministic
+
+
+def test_curated_corpus_is_a_clear_error_until_chapter_02_registers_it(cfg):
+    if "curated" in zoo.recipes():
+        pytest.skip("chapter 02's curated artifact exists")
+    curated = load_config("ci", ["pretrain.corpus=curated"])
+    with pytest.raises(ConfigError, match="curated"):
+        list(P.corpus_documents(curated))
+
+
+# --------------------------------------------------------------------------- the config path to real corpora
+
+
+def _write_jsonl(path, texts):
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+
+
+STAND_IN = [f"Document {i}: the river town of Aram{i % 7} grows rice. 아람{i % 7} 마을은 쌀을 기른다." for i in range(60)]
+
+
+def test_local_jsonl_folder_and_streamed_dataset_sources(tmp_path):
+    _write_jsonl(tmp_path / "corpus.jsonl", STAND_IN[:5])
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("first file", encoding="utf-8")
+    (tmp_path / "hub").mkdir()
+    _write_jsonl(tmp_path / "hub" / "train.jsonl", STAND_IN)
+    overrides = lambda source, *more: [f"pretrain.source={source}", "pretrain.with_world=false", *more]
+    get = lambda *args: [d["text"] for d in P.corpus_documents(load_config("ci", overrides(*args)))]
+    assert get(tmp_path / "corpus.jsonl") == STAND_IN[:5]
+    assert get(tmp_path / "texts") == ["first file"]
+    # hf:<folder> streams a dataset folder the way hf:<hub name> streams the Hub (the gpu profile's path).
+    assert get(f"hf:{tmp_path / 'hub'}", "pretrain.max_documents=7") == STAND_IN[:7]
+    with pytest.raises(WorldDataError, match="offline"):
+        get("hf:HuggingFaceFW/fineweb-edu:sample-10BT")
+    # By default the world's documents come first, so the base model still learns the world's facts.
+    mixed = list(P.corpus_documents(load_config("ci", [f"pretrain.source={tmp_path / 'corpus.jsonl'}"])))
+    world = [d for d in build_world(load_config("ci").world).documents if d.in_pretraining]
+    assert [d["text"] for d in mixed] == [d.text for d in world] + STAND_IN[:5]
+
+
+def test_a_tiny_stand_in_pretrains_from_a_streamed_local_dataset(tmp_path):
+    (tmp_path / "hub").mkdir()
+    _write_jsonl(tmp_path / "hub" / "train.jsonl", STAND_IN)
+    overrides = [
+        f"pretrain.source=hf:{tmp_path / 'hub'}", "pretrain.with_world=false", "pretrain.vocab_size=300", "pretrain.block_size=16",
+        "pretrain.eval_fraction=0.1", "model.d_model=32", "pretrain.train.max_steps=3", "pretrain.train.eval_every=0",
+    ]
+    cfg = load_config("ci", overrides)
+    counts = json.loads((zoo.build("pretrain-data", cfg) / "counts.json").read_text())
+    assert counts["train"]["documents"] + counts["eval"]["documents"] == 60 and counts["eval"]["documents"] > 0
+    base = zoo.get("base", cfg)
+    assert base.metrics[-1]["step"] == 3 and base.model.config.hidden_size == 32
+    assert len(base.tokenizer) == 300 and base.model.config.vocab_size == 300
+    # The entry point for long runs (accelerate launch / torchrun) trains the same model into a run folder.
+    args = ["--profile", "ci", "--output-dir", str(tmp_path / "run")] + [a for o in overrides for a in ("--set", o)]
+    assert P.main(args) == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file() and (tmp_path / "run" / "checkpoints").is_dir()
+
+
+# --------------------------------------------------------------------------- probes and prompts
+
+
+def test_recall_probe_stops_before_the_value_and_avoids_ambiguous_starts(cfg):
+    world = build_world(cfg.world)
+    fact = world.facts(relation="country")[0]
+    name, value = world.graph.name(fact.subject, "en"), world.graph.value_text(fact, "en")
+    assert P.recall_probe(world, fact, "en") == f"{name} is a city in"
+    assert world.statement(fact, "en") == f"{name} is a city in {value}."
+    person = world.facts(relation="birth_year")[0]
+    # "X was born in" could end with a year or a city: the year's probe uses another template.
+    assert P.recall_probe(world, person, "en") == f"{world.graph.name(person.subject, 'en')} was born in the year"
+    assert P.recall_probe(world, world.facts(relation="population")[0], "ko").endswith("의 인구는")
+
+
+def test_recall_context_states_other_facts_without_the_answer(cfg):
+    world = build_world(cfg.world)
+    for fact in world.facts(after_cutoff=False)[:80]:
+        for lang in ("en", "ko"):
+            scene = P.recall_context(world, fact, lang)
+            assert world.graph.value_text(fact, lang) not in scene and world.statement(fact, lang) not in scene
+    fact = world.facts(relation="country")[0]
+    name = world.graph.name(fact.subject, "en")
+    assert P.recall_context(world, fact, "en") == " ".join(
+        world.statement(f, "en") for f in world.facts(subject=fact.subject) if f.relation in ("population", "city_founded")
+    ) and P.recall_context(world, fact, "en").startswith(name)
+
+
+def test_icl_prompt_is_description_examples_question():
+    prompt = P.icl_prompt("Answer.", [("Q1?", "A1"), ("Q2?", "A2")], "Q3?", "en")
+    assert prompt == "Answer.\n\nQuestion: Q1?\nAnswer: A1\n\nQuestion: Q2?\nAnswer: A2\n\nQuestion: Q3?\nAnswer:"
+    assert P.icl_prompt("답하세요.", [], "질문?", "ko") == "답하세요.\n\n질문: 질문?\n답:"
+
+
+def test_recall_by_frequency_bins():
+    rows = [{"seen": s, "correct": c} for s, c in [(0, False), (1, False), (1, True), (9, True), (12, True), (8, False)]]
+    assert P.recall_by_frequency(rows, bins=(0, 1, 8)) == [
+        {"min_seen": 0, "max_seen": 1, "facts": 1, "recall": 0.0},
+        {"min_seen": 1, "max_seen": 8, "facts": 2, "recall": 0.5},
+        {"min_seen": 8, "max_seen": float("inf"), "facts": 3, "recall": 2 / 3},
+    ]
+    assert P.frequent_recall(rows, min_seen=8) == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- the ci base model
+
+
+@pytest.fixture(scope="module")
+def base(cfg, tmp_path_factory):
+    import os
+
+    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "pretraining-cache")
+    start = time.perf_counter()
+    trained = zoo.get("base", cfg)
+    trained.build_seconds = time.perf_counter() - start
+    return trained
+
+
+def test_base_is_cached_by_the_zoo(cfg, base):
+    start = time.perf_counter()
+    again = zoo.get("base", cfg)
+    assert again.path == base.path and zoo.manifest("base", cfg)["deps"].keys() == {"tokenizer", "pretrain-data"}
+    assert time.perf_counter() - start < base.build_seconds
+    assert not (base.path / "checkpoints").exists() and (base.path / "final" / "tokenizer.json").is_file()
+    assert isinstance(again.tokenizer, type(AutoTokenizer.from_pretrained(base.path / "final")))
+
+
+def test_base_learns_and_reports_held_out_perplexity(cfg, base):
+    evals = [r["eval_loss"] for r in base.metrics if "eval_loss" in r]
+    assert evals[-1] < evals[0] and evals[-1] < 0.4 * math.log(len(base.tokenizer)), evals  # log V: a uniform guess
+    held_out = zoo.get("pretrain-data", cfg)["eval"]
+    ppl = P.perplexity(base.model, held_out)
+    assert 1.0 < ppl < len(base.tokenizer) / 20  # far better than guessing among the vocabulary
+
+
+def test_korean_fragments_under_an_english_only_vocabulary(cfg):
+    rows = {(r["vocabulary"], r["lang"]): r["tokens_per_char"] for r in P.tokenizer_fragmentation(cfg, vocab_size=600)}
+    assert rows["english-only", "ko"] > 1.5 * rows["bilingual", "ko"]  # Hangul falls back to 3 bytes per syllable
+    assert rows["english-only", "en"] < rows["bilingual", "en"]  # English gives up a little to share the vocabulary
+    assert rows["english-only", "ko"] > 3 * rows["english-only", "en"]
+
+
+def test_often_seen_facts_are_recalled_more_than_rare_ones(cfg, base):
+    rows = P.fact_recall(base.model, base.tokenizer, cfg)
+    assert {r["lang"] for r in rows} == {"en", "ko"} and all(r["prompt"] and r["answer"] for r in rows)
+    often = [r["correct"] for r in rows if r["seen"] >= 4]
+    rare = [r["correct"] for r in rows if r["seen"] <= 1]
+    assert len(often) > 50 and len(rare) > 50
+    assert sum(often) / len(often) > sum(rare) / len(rare) + 0.1
+
+
+def test_icl_prompts_hold_k_examples_of_the_same_kind(cfg, base, monkeypatch):
+    seen = []
+    monkeypatch.setattr(P, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
+    rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[0, 2], num_questions=5, langs=["en"])
+    assert [(r["k"], r["questions"], r["accuracy"]) for r in rows] == [(0, 5, 0.0), (2, 5, 0.0)]
+    zero, two = seen
+    assert all(p.count("Question:") == 1 and p.endswith("Answer:") for p in zero)
+    assert all(p.count("Question:") == 3 and p.count("\nAnswer: ") == 2 for p in two)
+    assert all(z.split("Question: ")[-1] == t.split("Question: ")[-1] for z, t in zip(zero, two))  # same questions
+    assert rows[1]["answer_nll"] < math.log(len(base.tokenizer))
+
+
+@pytest.mark.xfail(strict=True, reason="the ci base (0.17M parameters, 43k tokens) is too small to learn in context")
+def test_few_shot_beats_zero_shot_on_ci(cfg, base):
+    rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[0, 2], num_questions=30)
+    acc = {(r["k"], r["lang"]): r["accuracy"] for r in rows}
+    assert min(acc[2, lang] - acc[0, lang] for lang in ("en", "ko")) >= 0.1, rows
