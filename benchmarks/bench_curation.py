@@ -125,7 +125,7 @@ def main() -> None:
     speedup = rows_out[names["course"]][0] / rows_out[names["same"]][0]
     print(f"  goal: course_lib >= 5x datasketch at equal recall; measured {speedup:.2f}x: "
           + ("met" if speedup >= 5 else "NOT met"))
-    print(f"\n  stages (same bands x rows)       course docs/s  datasketch docs/s  course / datasketch")
+    print("\n  stages (same bands x rows)       course docs/s  datasketch docs/s  course / datasketch")
     for i, stage in enumerate(["shingles + signatures", "LSH candidate pairs"]):
         ours, theirs = (n / statistics.median(s[i] for s in stages[who]) for who in ("course", "datasketch"))
         print(f"  {stage:<32}{ours:>14,.0f}{theirs:>19,.0f}{ours / theirs:>21.2f}")

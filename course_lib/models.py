@@ -12,7 +12,15 @@ from __future__ import annotations
 import math
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from .config import ConfigError, ModelConfig
 
@@ -64,6 +72,47 @@ def build_decoder(
         **ids,
     )
     return GPT2LMHeadModel(config)
+
+
+def build_encoder_decoder(
+    cfg: ModelConfig,
+    vocab_size: int,
+    *,
+    pad_token_id: int | None = None,
+    eos_token_id: int | None = None,
+) -> T5ForConditionalGeneration:
+    """A freshly initialised T5 encoder-decoder described by the same ``cfg`` as ``build_decoder``.
+
+    ``d_model``, heads and feed-forward width are the decoder's; the encoder and the decoder
+    each have ``n_layer`` layers, the T5 paper's "encoder-decoder" of its Table 2: each token
+    passes through one stack, so the compute per token is about the decoder-only model's,
+    while the layer parameters are about 2.3 times as many (28 d_model^2 per layer pair
+    against 12: an encoder layer is a decoder layer, and each decoder layer adds
+    cross-attention). ``arch="llama"`` gives T5 v1.1's gated-GELU
+    feed-forward (Llama's SwiGLU width), ``arch="gpt2"`` the original T5's plain one
+    (4 * d_model, GELU). Positions are T5's relative attention biases, so ``max_seq_len``
+    does not limit it; input and output embeddings are tied, as in ``build_decoder``.
+    The decoder starts from ``pad_token_id``, T5's ``decoder_start_token_id``.
+    """
+    if cfg.d_model % cfg.n_head:
+        raise ConfigError(f"'model.d_model' ({cfg.d_model}) must be divisible by 'model.n_head' ({cfg.n_head})")
+    gated = cfg.arch == "llama"
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=cfg.d_model,
+        d_kv=cfg.d_model // cfg.n_head,
+        d_ff=cfg.d_ff or (llama_ff_width(cfg.d_model) if gated else 4 * cfg.d_model),
+        num_layers=cfg.n_layer,
+        num_decoder_layers=cfg.n_layer,
+        num_heads=cfg.n_head,
+        dropout_rate=cfg.dropout,
+        feed_forward_proj="gated-gelu" if gated else "gelu",
+        tie_word_embeddings=True,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
+        decoder_start_token_id=pad_token_id,
+    )
+    return T5ForConditionalGeneration(config)
 
 
 def count_parameters(model: PreTrainedModel) -> int:

@@ -9,6 +9,10 @@ The pipeline, each step a function a notebook can call on its own::
     model          zoo.get("base")                  build_decoder(cfg.model) trained by training.train
     evaluation     perplexity, fact_recall, icl_accuracy
 
+Chapter 04 adds T5's span corruption (``random_spans_noise_mask``, ``corrupt_spans``,
+``SpanCorruptedBlocks``) and the ``t5`` encoder-decoder (``zoo.get("t5")``), pretrained
+on the same packed blocks as ``base``.
+
 ``pretrain.corpus=curated`` reads chapter 02's curated documents (the zoo artifact
 ``curated``) instead of the raw ones. ``pretrain.source`` (else ``data.source``)
 may name a local ``.jsonl`` file, a text folder or ``hf:<name>[:<config>]``, which is
@@ -30,11 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    T5ForConditionalGeneration,
+)
 
 from . import zoo
 from .config import Config, ConfigError
-from .models import build_decoder
+from .models import build_decoder, build_encoder_decoder
 from .tokenization import tokens_per_character, train_tokenizer
 from .tour import TrainedModel
 from .training import read_metrics, train
@@ -95,11 +105,6 @@ def corpus_documents(cfg: Config) -> Iterator[dict]:
     parts: list[Iterable[dict]] = []
     if source == "world" or cfg.pretrain.with_world:
         if cfg.pretrain.corpus == "curated":
-            if "curated" not in zoo.recipes():
-                raise ConfigError(
-                    "pretrain.corpus='curated' needs chapter 02's zoo artifact 'curated', which is not registered "
-                    "yet; use pretrain.corpus=raw"
-                )
             parts.append(zoo.get("curated", cfg))
         else:
             world_cfg = cfg if cfg.data.source == "world" else _with_world_source(cfg)
@@ -540,7 +545,7 @@ def _load_tokenizer(path: Path, cfg: Config) -> PreTrainedTokenizerFast:
 
 
 @zoo.register(
-    "tokenizer", load=_load_tokenizer, sections=("run", "world", "data", "pretrain"),
+    "tokenizer", load=_load_tokenizer, sections=("run", "world", "data", "pretrain", "curation"),
     description="bilingual byte-level BPE with pad, end-of-text, chat and sentinel tokens",
 )
 def _build_tokenizer(cfg: Config, out: Path) -> None:
@@ -554,7 +559,7 @@ def _load_data(path: Path, cfg: Config) -> dict:
 
 
 @zoo.register(
-    "pretrain-data", load=_load_data, sections=("run", "world", "data", "pretrain"), deps=("tokenizer",),
+    "pretrain-data", load=_load_data, sections=("run", "world", "data", "pretrain", "curation"), deps=("tokenizer",),
     description="the pretraining corpus as token files (train.bin, eval.bin)",
 )
 def _build_data(cfg: Config, out: Path) -> None:
@@ -581,12 +586,299 @@ def _load_base(path: Path, cfg: Config) -> TrainedModel:
 
 
 @zoo.register(
-    "base", load=_load_base, sections=("run", "model", "world", "data", "pretrain"),
+    "base", load=_load_base, sections=("run", "model", "world", "data", "pretrain", "curation"),
     deps=("tokenizer", "pretrain-data"),
     description="the course's base decoder, pretrained on the world (chapter 03)",
 )
 def _build_base(cfg: Config, out: Path) -> None:
     pretrain(cfg, out, resume=False)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # optimizer state is only for resuming
+
+
+# --------------------------------------------------------------------------- span corruption (chapter 04)
+#
+# T5's pretraining objective, as the original code does it (``random_spans_noise_mask``,
+# ``noise_span_to_unique_sentinel`` and ``nonnoise_span_to_unique_sentinel`` in
+# google-research/text-to-text-transfer-transformer, ``t5/data/preprocessors.py``).
+# The number of noise tokens is round(length * noise_density) and the number of noise
+# spans round(noise tokens / mean span length), at least 1. The noise tokens are cut
+# into that many non-empty spans at random, and so are the other tokens; the spans
+# alternate, non-noise first, so the sequence starts with kept text and ends with a
+# noise span. Each noise span becomes one sentinel in the input; the target lists each
+# sentinel followed by the span it hides. T5's convention (``append_eos`` after
+# ``denoise``) ends both the input and the target with EOS, and since the last span
+# is always noise no final sentinel is needed:
+#
+#     tokens   A B C D E F G H I J          noise spans [C D] and [I J]
+#     input    A B <X0> E F G H <X1> </s>
+#     target   <X0> C D <X1> I J </s>
+#
+# (The T5 paper's figure ends the target with a third sentinel instead; the code does not.)
+
+NOISE_DENSITY = 0.15  # T5's defaults: 15% of the tokens in spans of mean length 3
+MEAN_NOISE_SPAN_LENGTH = 3.0
+
+
+def random_segmentation(num_items: int, num_segments: int, rng: np.random.Generator) -> np.ndarray:
+    """Lengths (``num_segments``,) of a uniformly random split of ``num_items`` items into non-empty runs.
+
+    T5's ``_random_segmentation``: mark ``num_segments - 1`` of the ``num_items - 1`` gaps
+    between items, at random, as segment starts. The lengths are >= 1 and sum to ``num_items``.
+    """
+    if not 1 <= num_segments <= num_items:
+        raise ValueError(f"cannot split {num_items} items into {num_segments} non-empty segments")
+    starts = np.zeros(num_items - 1, dtype=bool)
+    starts[: num_segments - 1] = True
+    first_in_segment = np.concatenate([[False], rng.permutation(starts)])  # item 0 opens segment 0
+    segment_id = np.cumsum(first_in_segment)  # (num_items,) in 0..num_segments-1
+    return np.bincount(segment_id, minlength=num_segments)
+
+
+def noise_span_counts(length: int, noise_density: float = NOISE_DENSITY,
+                      mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH) -> tuple[int, int]:
+    """(noise tokens, noise spans) for a sequence of ``length`` tokens, as T5 computes them.
+
+    noise tokens = round(length * density), kept within [1, length - 1]; spans =
+    round(noise tokens / mean span length), at least 1. Python's ``round`` rounds half to
+    even, as ``tf.round`` does. Raises ValueError for a density outside (0, 1), a mean span
+    length below 1, a length below 2, or too few kept tokens to separate the spans.
+    """
+    if not 0.0 < noise_density < 1.0:
+        raise ValueError(f"noise_density must be in (0, 1), got {noise_density}")
+    if not mean_noise_span_length >= 1.0:
+        raise ValueError(f"mean_noise_span_length must be >= 1, got {mean_noise_span_length}")
+    if length < 2:
+        raise ValueError(f"span corruption needs at least 2 tokens, got {length}")
+    num_noise = min(max(round(length * noise_density), 1), length - 1)
+    num_spans = max(round(num_noise / mean_noise_span_length), 1)
+    if length - num_noise < num_spans:
+        raise ValueError(
+            f"{length} tokens with noise_density {noise_density} leave {length - num_noise} kept tokens, "
+            f"too few to separate {num_spans} noise spans; lower the density or raise the mean span length"
+        )
+    return num_noise, num_spans
+
+
+def spans_noise_mask(nonnoise_span_lengths, noise_span_lengths) -> np.ndarray:
+    """The (length,) bool noise mask of alternating spans: kept span 0, noise span 0, kept span 1, ...
+
+    The deterministic half of ``random_spans_noise_mask``: given the span lengths, the mask
+    is fixed (handy for worked examples). Both lists have one length per noise span, each >= 1.
+    """
+    kept, noise = np.asarray(nonnoise_span_lengths, dtype=int), np.asarray(noise_span_lengths, dtype=int)
+    if kept.shape != noise.shape or kept.ndim != 1 or not len(kept):
+        raise ValueError(f"need as many kept spans as noise spans (>= 1), got {kept.tolist()} and {noise.tolist()}")
+    if (kept < 1).any() or (noise < 1).any():
+        raise ValueError(f"span lengths must be >= 1, got {kept.tolist()} and {noise.tolist()}")
+    interleaved = np.stack([kept, noise], axis=1).reshape(-1)  # (2 * spans,): kept, noise, kept, noise, ...
+    return np.repeat(np.arange(len(interleaved)) % 2 == 1, interleaved)
+
+
+def random_spans_noise_mask(length: int, noise_density: float = NOISE_DENSITY,
+                            mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH,
+                            rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """T5's noise mask: (length,) bool, True at the tokens that span corruption hides.
+
+    Exactly ``noise_span_counts(length, ...)`` noise tokens in that many spans; the span
+    lengths are random segmentations (noise tokens first, then kept tokens, from one
+    ``rng``), so the mean span length is ``mean_noise_span_length`` on average. ``rng`` is
+    a ``numpy.random.Generator`` or a seed: the same seed gives the same mask.
+    """
+    num_noise, num_spans = noise_span_counts(length, noise_density, mean_noise_span_length)
+    rng = np.random.default_rng(rng)
+    noise_lengths = random_segmentation(num_noise, num_spans, rng)
+    kept_lengths = random_segmentation(length - num_noise, num_spans, rng)
+    return spans_noise_mask(kept_lengths, noise_lengths)
+
+
+def corrupt_spans(tokens, noise_mask, sentinel_ids: list[int], eos_id: int | None) -> tuple[list[int], list[int]]:
+    """(input, target) token lists of span corruption with the given (length,) bool ``noise_mask``.
+
+    The input is ``tokens`` with noise span i replaced by ``sentinel_ids[i]`` (T5's
+    ``noise_span_to_unique_sentinel``); the target is each noise span's sentinel followed by
+    the span (for T5's masks, which start with kept text, this is ``nonnoise_span_to_unique_sentinel``).
+    Both end with ``eos_id`` unless it is None. Every token of ``tokens`` appears exactly once
+    across input and target.
+    """
+    tokens, mask = np.asarray(tokens, dtype=np.int64), np.asarray(noise_mask, dtype=bool)
+    if tokens.shape != mask.shape or tokens.ndim != 1:
+        raise ValueError(f"tokens {tokens.shape} and noise_mask {mask.shape} must be 1-D of one length")
+    first = mask & ~np.concatenate([[False], mask[:-1]])  # (length,): the first token of each noise span
+    num_spans = int(first.sum())
+    if num_spans > len(sentinel_ids):
+        raise ValueError(f"{num_spans} noise spans but only {len(sentinel_ids)} sentinels; train the tokenizer with more")
+    sentinels = np.asarray(sentinel_ids[:num_spans], dtype=np.int64)  # (spans,): <extra_id_0>, <extra_id_1>, ...
+    inputs = tokens.copy()
+    inputs[first] = sentinels  # a span's first token becomes its sentinel ...
+    inputs = inputs[~mask | first]  # ... and the rest of the span is dropped
+    # The target is the noise tokens with sentinel i inserted before span i's first token.
+    span_starts = (np.cumsum(mask) - 1)[first]  # (spans,): where each span starts among the noise tokens
+    targets = np.insert(tokens[mask], span_starts, sentinels)
+    end = [] if eos_id is None else [eos_id]
+    return inputs.tolist() + end, targets.tolist() + end
+
+
+def sentinel_ids(tokenizer, num_spans: int | None = None) -> list[int]:
+    """Token ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in the tokenizer (all of them, or the first ``num_spans``).
+
+    The course tokenizer gives them consecutive ids after the chat tokens (T5's own
+    vocabulary counts down from its end instead; only the strings matter).
+    """
+    from .tokenization import sentinel
+
+    vocab = tokenizer.get_vocab()
+    ids = []
+    while sentinel(len(ids)) in vocab and (num_spans is None or len(ids) < num_spans):
+        ids.append(vocab[sentinel(len(ids))])
+    if num_spans is not None and len(ids) < num_spans:
+        raise ValueError(f"the tokenizer has {len(ids)} sentinels, fewer than the {num_spans} needed")
+    return ids
+
+
+def span_corrupt(tokens, sentinel_ids: list[int], eos_id: int | None, *, noise_density: float = NOISE_DENSITY,
+                 mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH,
+                 rng: np.random.Generator | int | None = None) -> tuple[list[int], list[int]]:
+    """(input, target) of T5 span corruption of ``tokens``: ``random_spans_noise_mask`` then ``corrupt_spans``.
+
+    A block of L tokens with n noise tokens in s spans gives an input of L - n + s + 1 and a
+    target of n + s + 1 tokens (with EOS): the same for every block of one length.
+    """
+    mask = random_spans_noise_mask(len(tokens), noise_density, mean_noise_span_length, rng)
+    return corrupt_spans(tokens, mask, sentinel_ids, eos_id)
+
+
+class SpanCorruptedBlocks(torch.utils.data.Dataset):
+    """Span-corrupted packed blocks for a seq2seq model: row ``j`` is ``{"input_ids", "labels"}``.
+
+    Row ``j`` corrupts block ``j % len(blocks)`` with a generator seeded by ``(seed, j)``, so
+    a row is the same every time it is read (a resumed run sees the same data) while
+    ``passes`` > 1 gives each pass over the blocks fresh noise spans: T5 sees each text
+    once, and ``passes`` lets a small corpus imitate that. Every row of one block length
+    has the same input and target lengths (see ``span_corrupt``).
+    """
+
+    def __init__(self, blocks, sentinel_ids: list[int], eos_id: int | None, *, noise_density: float = NOISE_DENSITY,
+                 mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH, seed: int = 0, passes: int = 1):
+        if passes < 1:
+            raise ValueError(f"passes must be >= 1, got {passes}")
+        self.blocks, self.sentinel_ids, self.eos_id = blocks, list(sentinel_ids), eos_id
+        self.noise_density, self.mean_noise_span_length = noise_density, mean_noise_span_length
+        self.seed, self.passes = seed, passes
+
+    def __len__(self) -> int:
+        return len(self.blocks) * self.passes
+
+    def __getitem__(self, j: int) -> dict:
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        tokens = self.blocks[j % len(self.blocks)]["input_ids"]
+        inputs, targets = span_corrupt(
+            np.asarray(tokens), self.sentinel_ids, self.eos_id, noise_density=self.noise_density,
+            mean_noise_span_length=self.mean_noise_span_length, rng=np.random.default_rng((self.seed, j)),
+        )
+        return {"input_ids": torch.tensor(inputs), "labels": torch.tensor(targets)}
+
+
+class SpanCorruptionCollator:
+    """Examples ``{"input_ids", "labels"}`` of any lengths -> a batch for ``T5ForConditionalGeneration``.
+
+    Pads ``input_ids`` with ``pad_id`` (``attention_mask`` 0 there) and ``labels`` with -100,
+    which the loss ignores; the model builds its decoder inputs by shifting the labels right
+    behind ``decoder_start_token_id`` (T5's pad). Returns (B, S) ``input_ids`` and
+    ``attention_mask`` and (B, T) ``labels``, S and T the longest input and target.
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        def stack(rows, fill):
+            width = max(len(r) for r in rows)
+            return torch.tensor([list(r) + [fill] * (width - len(r)) for r in rows], dtype=torch.long)
+
+        inputs = [list(map(int, e["input_ids"])) for e in examples]
+        return {
+            "input_ids": stack(inputs, self.pad_id),
+            "attention_mask": stack([[1] * len(r) for r in inputs], 0),
+            "labels": stack([list(map(int, e["labels"])) for e in examples], -100),
+        }
+
+
+# --------------------------------------------------------------------------- the t5 model (chapter 04)
+
+
+def new_t5_model(cfg: Config, tokenizer: PreTrainedTokenizerFast) -> T5ForConditionalGeneration:
+    """An untrained T5 encoder-decoder of the ``model`` size for ``tokenizer``'s vocabulary."""
+    torch.manual_seed(cfg.run.seed)
+    return build_encoder_decoder(
+        cfg.model, len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+
+
+def span_corruption_data(cfg: Config, *, noise_density: float = NOISE_DENSITY,
+                         mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH):
+    """(train, eval) ``SpanCorruptedBlocks`` of the packed corpus (``pretrain-data``) that ``base`` trains on.
+
+    Each ``pretrain.block_size`` block becomes an input of about 0.9 and a target of about
+    0.2 of its length (sentinels and EOS included). The train set has enough passes for
+    ``pretrain.train`` to see every block with fresh spans each time (on one process); the
+    eval set is one fixed corruption of the held-out blocks, so eval losses compare.
+    """
+    tokenizer = zoo.get("tokenizer", cfg)
+    data = zoo.build("pretrain-data", cfg)
+    block = cfg.pretrain.block_size
+    sentinels = sentinel_ids(tokenizer, noise_span_counts(block, noise_density, mean_noise_span_length)[1])
+    t = cfg.pretrain.train
+    train_blocks, eval_blocks = (PackedBlocks(data / TOKEN_FILES[s], block) for s in ("train", "eval"))
+    passes = max(1, -(-t.max_steps * t.batch_size * t.grad_accum_steps // max(len(train_blocks), 1)))
+    corrupt = dict(noise_density=noise_density, mean_noise_span_length=mean_noise_span_length, seed=cfg.run.seed)
+    return (SpanCorruptedBlocks(train_blocks, sentinels, tokenizer.eos_token_id, passes=passes, **corrupt),
+            SpanCorruptedBlocks(eval_blocks, sentinels, tokenizer.eos_token_id, **corrupt))
+
+
+def pretrain_t5(cfg: Config, output_dir: str | Path, *, resume: bool = True, noise_density: float = NOISE_DENSITY,
+                mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH, callbacks=()):
+    """Train a fresh T5 by span corruption on ``base``'s packed corpus with ``pretrain.train``.
+
+    The loss is the cross-entropy of the target tokens (sentinels, hidden spans and EOS),
+    so it is not comparable with ``base``'s next-token loss over whole blocks.
+    """
+    tokenizer = zoo.get("tokenizer", cfg)
+    train_data, eval_data = span_corruption_data(
+        cfg, noise_density=noise_density, mean_noise_span_length=mean_noise_span_length
+    )
+    result = train(
+        new_t5_model(cfg, tokenizer),
+        train_data,
+        cfg.pretrain.train,
+        output_dir=output_dir,
+        eval_dataset=eval_data if len(eval_data) else None,
+        collate_fn=SpanCorruptionCollator(tokenizer.pad_token_id),
+        seed=cfg.run.seed,
+        resume=resume,
+        config=cfg,
+        callbacks=callbacks,
+    )
+    tokenizer.save_pretrained(Path(output_dir) / "final")
+    return result
+
+
+def _load_t5(path: Path, cfg: Config) -> TrainedModel:
+    return TrainedModel(
+        model=T5ForConditionalGeneration.from_pretrained(path / "final"),
+        tokenizer=AutoTokenizer.from_pretrained(path / "final"),
+        path=path,
+        metrics=read_metrics(path / "metrics.jsonl"),
+    )
+
+
+@zoo.register(
+    "t5", load=_load_t5, sections=("run", "model", "world", "data", "pretrain", "curation"),
+    deps=("tokenizer", "pretrain-data"),
+    description="the course's T5 encoder-decoder, pretrained by span corruption on the world (chapter 04)",
+)
+def _build_t5(cfg: Config, out: Path) -> None:
+    pretrain_t5(cfg, out, resume=False, noise_density=0.15, mean_noise_span_length=3.0)  # T5's settings
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # optimizer state is only for resuming
 
 
@@ -618,3 +910,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

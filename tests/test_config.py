@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from course_lib.config import Config, ConfigError, available_profiles, load_config, parse_override
+from course_lib.config import Config, ConfigError, available_profiles, load_config
 
 
 def test_the_four_profiles_exist_and_load():

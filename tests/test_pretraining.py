@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from course_lib import pretraining as P
 from course_lib import zoo
-from course_lib.config import ConfigError, load_config
+from course_lib.config import load_config
 from course_lib.world import WorldDataError, build_world
 
 
@@ -65,14 +65,6 @@ def test_split_keeps_duplicate_clusters_together(cfg):
     clusters = lambda ds: {d["dup_cluster"] for d in ds if d["dup_cluster"]}
     assert clusters(held) and not clusters(train) & clusters(held)
     assert P.split_documents(docs, 0.2) == (train, held)  # deterministic
-
-
-def test_curated_corpus_is_a_clear_error_until_chapter_02_registers_it(cfg):
-    if "curated" in zoo.recipes():
-        pytest.skip("chapter 02's curated artifact exists")
-    curated = load_config("ci", ["pretrain.corpus=curated"])
-    with pytest.raises(ConfigError, match="curated"):
-        list(P.corpus_documents(curated))
 
 
 # --------------------------------------------------------------------------- the config path to real corpora
