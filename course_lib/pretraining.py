@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import (
-    AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerFast,
@@ -47,7 +46,7 @@ from .config import Config, ConfigError
 from .models import build_decoder, build_encoder_decoder
 from .tokenization import tokens_per_character, train_tokenizer
 from .tour import TrainedModel
-from .training import read_metrics, train
+from .training import train
 
 TOKEN_FILES = {"train": "train.bin", "eval": "eval.bin"}
 
@@ -577,12 +576,7 @@ def _build_data(cfg: Config, out: Path) -> None:
 
 
 def _load_base(path: Path, cfg: Config) -> TrainedModel:
-    return TrainedModel(
-        model=AutoModelForCausalLM.from_pretrained(path / "final"),
-        tokenizer=AutoTokenizer.from_pretrained(path / "final"),
-        path=path,
-        metrics=read_metrics(path / "metrics.jsonl"),
-    )
+    return TrainedModel.from_run(path)
 
 
 @zoo.register(
@@ -864,12 +858,7 @@ def pretrain_t5(cfg: Config, output_dir: str | Path, *, resume: bool = True, noi
 
 
 def _load_t5(path: Path, cfg: Config) -> TrainedModel:
-    return TrainedModel(
-        model=T5ForConditionalGeneration.from_pretrained(path / "final"),
-        tokenizer=AutoTokenizer.from_pretrained(path / "final"),
-        path=path,
-        metrics=read_metrics(path / "metrics.jsonl"),
-    )
+    return TrainedModel.from_run(path, T5ForConditionalGeneration)
 
 
 @zoo.register(

@@ -169,14 +169,19 @@ class TrainedModel:
     path: Path
     metrics: list[dict]
 
+    @classmethod
+    def from_run(cls, path: Path, model_class=AutoModelForCausalLM) -> "TrainedModel":
+        """Load what ``training.train`` left in the run folder ``path`` (``final/`` and the log)."""
+        return cls(
+            model=model_class.from_pretrained(path / "final"),
+            tokenizer=AutoTokenizer.from_pretrained(path / "final"),
+            path=path,
+            metrics=read_metrics(path / "metrics.jsonl"),
+        )
+
 
 def _load_model(path: Path, cfg: Config) -> TrainedModel:
-    return TrainedModel(
-        model=AutoModelForCausalLM.from_pretrained(path / "final"),
-        tokenizer=AutoTokenizer.from_pretrained(path / "final"),
-        path=path,
-        metrics=read_metrics(path / "metrics.jsonl"),
-    )
+    return TrainedModel.from_run(path)
 
 
 @zoo.register(
