@@ -232,14 +232,24 @@ class Config:
         return path
 
     def fingerprint(self, *sections: str) -> str:
-        """A short stable hash of the named sections (all but ``profile`` if none)."""
+        """A short stable hash of the named sections (all but ``profile`` if none).
+
+        Settings that change how fast a result comes but not the result (``NOT_FINGERPRINTED``:
+        CPU threads, where runs are written) are left out, so a zoo artifact built with
+        one thread is reused with two.
+        """
         data = self.to_dict()
         keys = sections or tuple(k for k in data if k != "profile")
         for key in keys:
             if key not in data:
                 raise ConfigError(f"unknown section {key!r}; sections are {sorted(data)}")
-        blob = json.dumps({k: data[k] for k in keys}, sort_keys=True)
+        picked = {k: {f: v for f, v in data[k].items() if f"{k}.{f}" not in NOT_FINGERPRINTED}
+                  if isinstance(data[k], dict) else data[k] for k in keys}
+        blob = json.dumps(picked, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+NOT_FINGERPRINTED = frozenset({"run.num_threads", "run.output_dir"})
 
 
 # --------------------------------------------------------------------------- loading

@@ -97,6 +97,13 @@ def test_fingerprint_tracks_only_the_named_sections():
         a.fingerprint("nope")
 
 
+def test_fingerprint_ignores_threads_and_output_dir_but_not_the_device():
+    a = load_config("ci")
+    assert a.fingerprint("run") == load_config("ci", ["run.num_threads=2", "run.output_dir=elsewhere"]).fingerprint("run")
+    assert a.fingerprint("run") != load_config("ci", ["run.seed=1"]).fingerprint("run")
+    assert a.fingerprint("run") != load_config("ci", ["run.device=cuda"]).fingerprint("run")
+
+
 def test_cli_bad_key_exits_nonzero_naming_the_key():
     proc = subprocess.run(
         [sys.executable, "-m", "course_lib", "config", "--profile", "ci", "--set", "train.max_stepz=3"],
