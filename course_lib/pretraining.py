@@ -456,10 +456,11 @@ def answer_nll(model, tokenizer, prompts: list[str], answers: list[str], batch_s
 
 
 def icl_question(row: dict, lang: str) -> str:
-    """A task row's question as the prompt shows it; a multiple-choice row lists its choices after it."""
+    """A task row's question as the prompt shows it: after its passage (open-book rows), before its choices."""
+    question = f"{row['context'].strip()}\n{row['question']}" if row.get("context") else row["question"]
     if row.get("choices"):
-        return f"{row['question']}\n{ICL_LABELS[lang][1]}: {' / '.join(row['choices'])}"
-    return row["question"]
+        return f"{question}\n{ICL_LABELS[lang][1]}: {' / '.join(row['choices'])}"
+    return question
 
 
 def icl_prompt(description: str, examples: list[tuple[str, str]], question: str, lang: str) -> str:
@@ -505,16 +506,18 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
     ``task`` in each language are asked with every ``k``; each question's ``k`` examples
     are drawn (seeded by the question) from the train pool, about other facts, and with
     ``same_kind`` about the same relation (where was X born? -> a city), as a task's
-    demonstrations would be.
+    demonstrations would be. Where a prompt with its answer would not fit the model's context,
+    its first examples are dropped; ``examples`` is the mean number the prompts kept.
     """
     rows = []
     shots = list(shots)
+    context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
     for lang in langs:
         pool, items = icl_items(cfg, lang, task)
         questions = items[:num_questions]
         longest = max(len(tokenizer(" " + q["answer"], add_special_tokens=False)["input_ids"]) for q in questions)
         for k in shots:
-            prompts = []
+            prompts, used = [], []
             for q in questions:
                 rng = random.Random(f"{cfg.run.seed}|{q['id']}")
                 others = [r for r in pool if r["fact_ids"] != q["fact_ids"]]
@@ -522,12 +525,17 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
                     kind = [r for r in others if _question_kind(r) == _question_kind(q)]
                     others = kind if len(kind) >= k else others
                 examples = [(icl_question(r, lang), r["answer"]) for r in rng.sample(others, min(k, len(others)))]
-                prompts.append(icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang))
+                prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
+                while examples and len(tokenizer(prompt)["input_ids"]) + longest + 3 > context:
+                    examples = examples[1:]  # too long for the model's context: drop the first example
+                    prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
+                prompts.append(prompt)
+                used.append(len(examples))
             outputs = complete(model, tokenizer, prompts, longest + 2, batch_size)
             correct = sum(o.strip().rstrip(".") == q["answer"] for o, q in zip(outputs, questions))
             nll = answer_nll(model, tokenizer, prompts, [q["answer"] for q in questions], batch_size)
-            rows.append({"k": k, "lang": lang, "questions": len(questions), "accuracy": correct / len(questions),
-                         "answer_nll": float(np.mean(nll))})
+            rows.append({"k": k, "lang": lang, "questions": len(questions), "examples": float(np.mean(used)),
+                         "accuracy": correct / len(questions), "answer_nll": float(np.mean(nll))})
     return rows
 
 

@@ -210,6 +210,7 @@ def test_often_seen_facts_are_recalled_more_than_rare_ones(cfg, base):
 def test_icl_prompts_hold_k_examples_of_the_same_kind(cfg, base, monkeypatch):
     seen = []
     monkeypatch.setattr(P, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
+    monkeypatch.setattr(base.model.config, "max_position_embeddings", 10_000)  # room for every example
     rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[0, 2], num_questions=5, langs=["en"])
     assert [(r["k"], r["questions"], r["accuracy"]) for r in rows] == [(0, 5, 0.0), (2, 5, 0.0)]
     zero, two = seen
@@ -217,6 +218,16 @@ def test_icl_prompts_hold_k_examples_of_the_same_kind(cfg, base, monkeypatch):
     assert all(p.count("Question:") == 3 and p.count("\nAnswer: ") == 2 for p in two)
     assert all(z.split("Question: ")[-1] == t.split("Question: ")[-1] for z, t in zip(zero, two))  # same questions
     assert rows[1]["answer_nll"] < math.log(len(base.tokenizer))
+    assert [r["examples"] for r in rows] == [0.0, 2.0]
+
+
+def test_icl_prompts_drop_examples_that_do_not_fit_the_context(cfg, base, monkeypatch):
+    seen = []
+    monkeypatch.setattr(P, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
+    context = base.model.config.max_position_embeddings
+    rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[30], num_questions=5, langs=["en"])
+    assert all(len(base.tokenizer(p)["input_ids"]) < context for p in seen[0])  # 30 examples would not fit
+    assert 0 < rows[0]["examples"] < 30 and rows[0]["examples"] == sum(p.count("Question:") - 1 for p in seen[0]) / 5
 
 
 @pytest.mark.xfail(strict=True, reason="the ci base (0.17M parameters, 43k tokens) is too small to learn in context")
