@@ -15,11 +15,15 @@ Modules, each one idea:
 - ``tasks``: the registry of the world's evaluation sets by ability group, prompts,
   k-shot contexts.
 - ``harness``: ``evaluate``, ``load_model``, ``format_table``, ``write_json``.
+- ``leaderboard``: unigram/bigram baselines (``NgramLM``), ``leaderboard`` and ``summary`` of
+  several models on every task with latency, their plots, and ``template_sensitivity``.
 
 ``course eval --model base --tasks knowledge`` runs it from the command line.
 """
 
 from .harness import evaluate, format_table, group_scores, load_model, write_json
+from .leaderboard import (PHRASINGS, NgramLM, leaderboard, ngram_baseline, ngram_counts, plot_accuracy_vs_latency,
+                          plot_leaderboard, plot_template_sensitivity, summary, template_sensitivity, with_template)
 from .metrics import (bits_per_byte, bleu, chrf, choice_predictions, exact_match, f1, korquad_f1, normalize_korquad,
                       normalize_squad, number_match, perplexity, rouge, squad_f1)
 from .scoring import (encode_pair, generate_until, loglikelihood, loglikelihood_rolling, loglikelihood_tokens,
@@ -28,6 +32,8 @@ from .tasks import GROUPS, TASKS, Task, get_task, list_tasks, resolve_tasks
 
 __all__ = [
     "evaluate", "format_table", "group_scores", "load_model", "write_json",
+    "PHRASINGS", "NgramLM", "leaderboard", "ngram_baseline", "ngram_counts", "plot_accuracy_vs_latency",
+    "plot_leaderboard", "plot_template_sensitivity", "summary", "template_sensitivity", "with_template",
     "bits_per_byte", "bleu", "chrf", "choice_predictions", "exact_match", "f1", "korquad_f1", "normalize_korquad",
     "normalize_squad", "number_match", "perplexity", "rouge", "squad_f1",
     "encode_pair", "generate_until", "loglikelihood", "loglikelihood_rolling", "loglikelihood_tokens", "max_length",
