@@ -3,7 +3,10 @@ suffix-array exact substrings (against brute force), and near-duplicate quality 
 
 import collections
 import itertools
+import os
 import random
+import subprocess
+import sys
 import unicodedata
 
 import numpy as np
@@ -40,6 +43,17 @@ def test_normalization_keeps_hangul_syllables():
 
 def test_normalize_text_by_hand():
     assert dedup.normalize_text("  Hello,  WORLD!\n\n Straße ") == "hello world strasse"
+
+
+def test_normalize_text_equals_per_character_definition(laptop_docs):
+    """``normalize_text`` translates with a cached table; the definition classifies every character."""
+    def by_definition(text):
+        text = unicodedata.normalize("NFC", text).casefold()
+        return " ".join("".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text).split())
+
+    tricky = ["e\u0301 café_au-lait", "a\u2028b\tc\x00d", "😀x…y·z", "\ud800 lone surrogate", ""]
+    for text in [d["text"] for d in laptop_docs] + tricky:
+        assert dedup.normalize_text(text) == by_definition(text)
 
 
 def test_exact_duplicates():
@@ -109,7 +123,7 @@ def test_shingles_and_jaccard_by_hand():
 
 
 def test_signatures_equal_datasketch(ci_docs):
-    hasher = dedup.MinHasher(num_perm=64, ngram=5, seed=7)
+    hasher = dedup.MinHasher(num_perm=64, ngram=5, seed=7, hash="sha1")
     texts = [d["text"] for d in ci_docs[:40]] + [""]
     sigs = hasher.signatures(texts)
     for text, sig in zip(texts, sigs):
@@ -119,9 +133,88 @@ def test_signatures_equal_datasketch(ci_docs):
         np.testing.assert_array_equal(sig, m.hashvalues)
 
 
-def test_estimate_tracks_true_jaccard(ci_docs):
+# ---------------------------------------------------------------------- the fast hash
+
+MASK64 = (1 << 64) - 1
+
+
+def mix64_by_hand(h: int) -> int:
+    h ^= h >> 30
+    h = h * 0xBF58476D1CE4E5B9 & MASK64
+    h ^= h >> 27
+    h = h * 0x94D049BB133111EB & MASK64
+    return h ^ (h >> 31)
+
+
+def fold_by_hand(values: list[int]) -> int:
+    h = len(values)
+    for v in values:
+        h = mix64_by_hand(h ^ v)
+    return h
+
+
+# computed once and frozen: any change of the hash (or a per-process salt) fails here
+FAST_HASHES = {"cat": 733108399106705770, "한국어": 2407079113447973581}
+FAST_SHINGLE = ("the cat sat", 18069721476993585175)
+
+
+def test_fast_hash_by_hand_and_fixed_values():
+    for word, expected in FAST_HASHES.items():
+        assert dedup.word_hash(word) == fold_by_hand([ord(c) for c in word]) == expected
+    shingle, expected = FAST_SHINGLE
+    assert dedup.shingle_hash(shingle) == fold_by_hand([dedup.word_hash(w) for w in shingle.split()]) == expected
+    assert dedup.word_hash("ab") != dedup.word_hash("ba") and dedup.shingle_hash("a b") != dedup.shingle_hash("ab")
+    hashed = dedup.HashedShingles(["The cat sat.", "", "the CAT sat on the mat"], 3)
+    assert hashed.offsets.tolist() == [0, 1, 1, 5]
+    assert hashed.values.tolist() == [expected, expected, 7986802420151210684, 8508623379584232050,
+                                      5296128359277284850]
+
+
+def test_fast_hash_is_the_same_in_another_process():
+    code = ("from course_lib.curation import dedup; "
+            "print(dedup.word_hash('cat'), dedup.shingle_hash('the cat sat'), "
+            "dedup.HashedShingles(['the CAT sat on the mat'], 3).values.tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.split(maxsplit=2)
+    assert [int(out[0]), int(out[1])] == [FAST_HASHES["cat"], FAST_SHINGLE[1]]
+    assert out[2].strip() == str(dedup.HashedShingles(["the CAT sat on the mat"], 3).values.tolist())
+
+
+@pytest.mark.parametrize("ngram", [1, 3, 5])
+def test_hashed_shingles_are_the_shingle_sets(ci_docs, ngram):
+    """The corpus-at-once hashing gives, per document, the ``shingle_hash`` of each of ``shingles``' strings."""
+    tricky = ["", " ... ", "Straße STRASSE", unicodedata.normalize("NFD", "한국어 문서"), "one",
+              "a\u2028b\tc_d e\u0301f 😀x \ud800"]
+    texts = [d["text"] for d in ci_docs[:60]] + tricky
+    hashed = dedup.HashedShingles(texts, ngram)
+    assert len(hashed) == len(texts)
+    for d, text in enumerate(texts):
+        assert hashed[d].tolist() == sorted({dedup.shingle_hash(s) for s in dedup.shingles(text, ngram)}), text
+
+
+def test_fast_signatures_and_errors(ci_docs):
+    hasher = dedup.MinHasher(num_perm=128, ngram=5)
+    assert hasher.hash == "fast"
+    texts = [d["text"] for d in ci_docs[:80]] + [""]
+    dedup.MinHasher.block, block = 64, dedup.MinHasher.block  # many blocks, documents split across none
+    try:
+        sigs = hasher.signatures(texts)
+    finally:
+        dedup.MinHasher.block = block
+    expected = np.stack([hasher.signature_of_shingles(dedup.shingles(t, 5)) for t in texts])
+    np.testing.assert_array_equal(sigs, expected)
+    np.testing.assert_array_equal(hasher.signatures(texts), expected)
+    assert (sigs[-1] == np.iinfo(np.uint32).max).all()  # the empty text
+    with pytest.raises(ValueError, match="'md5'"):
+        dedup.MinHasher(hash="md5")
+    with pytest.raises(ValueError, match="15 x 9"):
+        dedup.lsh_candidate_pairs(sigs, 15, 9)
+
+
+@pytest.mark.parametrize("hash", dedup.HASHES)
+def test_estimate_tracks_true_jaccard(ci_docs, hash):
     """Std of the estimate is sqrt(J(1-J)/P) <= 0.044 for P=128; allow 4 sigma."""
-    hasher = dedup.MinHasher(num_perm=128)
+    hasher = dedup.MinHasher(num_perm=128, hash=hash)
     texts = [d["text"] for d in ci_docs]
     clusters = collections.defaultdict(list)
     for i, d in enumerate(ci_docs):
@@ -133,6 +226,24 @@ def test_estimate_tracks_true_jaccard(ci_docs):
         true = dedup.jaccard(dedup.shingles(texts[i]), dedup.shingles(texts[j]))
         est = dedup.estimate_jaccard(*hasher.signatures([texts[i], texts[j]]))
         assert abs(est - true) <= 4 * np.sqrt(true * (1 - true) / 128) + 1e-9
+
+
+def test_fast_estimates_are_unbiased_over_many_pairs(ci_docs):
+    """Over edited copies at many similarities (0.05 < J < 0.95), the estimate's error in standard deviations
+    sqrt(J(1-J)/P) has mean ~0 (|mean| <= 4/sqrt(n): 4 standard errors) and >= 85% of pairs lie within 2 of
+    them (95% expected)."""
+    rng = random.Random(0)
+    texts = [d["text"] for d in ci_docs if len(d["text"].split()) >= 40][:150]
+    copies = [" ".join(w if rng.random() > rate else f"x{rng.randrange(10 ** 6)}" for w in t.split())
+              for t, rate in zip(texts, np.linspace(0.01, 0.15, len(texts)))]
+    hasher = dedup.MinHasher(num_perm=128)
+    sig_a, sig_b = hasher.signatures(texts), hasher.signatures(copies)
+    true = np.array([dedup.jaccard(dedup.shingles(a), dedup.shingles(b)) for a, b in zip(texts, copies)])
+    inside = (0.05 < true) & (true < 0.95)
+    est = (sig_a == sig_b).mean(axis=1)[inside]
+    z = (est - true[inside]) / np.sqrt(true[inside] * (1 - true[inside]) / 128)
+    assert len(z) >= 50
+    assert abs(z.mean()) <= 4 / np.sqrt(len(z)) and np.mean(np.abs(z) <= 2) >= 0.85, (z.mean(), np.abs(z).max())
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9])
@@ -159,6 +270,30 @@ def test_lsh_candidates_equal_datasketch(ci_docs):
     assert ours == theirs and len(ours) > 10
 
 
+@pytest.mark.parametrize("bands, rows", [(14, 9), (32, 4), (1, 1), (8, 2)])
+def test_lsh_candidates_equal_brute_force_band_matching(ci_docs, bands, rows):
+    texts = [d["text"] for d in ci_docs[:200]] + ["", "", "same text", "same text"]
+    sigs = dedup.MinHasher(num_perm=128).signatures(texts)
+    banded = sigs[:, :bands * rows].reshape(len(texts), bands, rows)
+    brute = {(i, j) for i, j in itertools.combinations(range(len(texts)), 2)
+             if (banded[i] == banded[j]).all(axis=1).any()}
+    pairs = dedup.lsh_candidate_pairs(sigs, bands, rows)
+    assert pairs.tolist() == sorted(map(list, brute)) and dedup.lsh_candidates(sigs, bands, rows) == brute
+    assert (len(texts) - 4, len(texts) - 3) in brute and (len(texts) - 2, len(texts) - 1) in brute
+
+
+def test_lsh_candidates_survive_bucket_key_collisions():
+    """Bands that differ but are forced into one bucket key are not candidates (keys are checked)."""
+    sigs = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [5, 6, 3, 4], [7, 7, 7, 7]], dtype=np.uint32)
+    assert dedup.lsh_candidates(sigs, 2, 2) == {(0, 1), (0, 2)}
+    original = dedup.mix64
+    try:
+        dedup.mix64 = lambda h: h & np.uint64(0)  # every band of every document in one bucket
+        assert dedup.lsh_candidates(sigs, 2, 2) == {(0, 1), (0, 2)}
+    finally:
+        dedup.mix64 = original
+
+
 def test_union_find():
     uf = dedup.UnionFind(6)
     for a, b in [(4, 2), (2, 5), (1, 3)]:
@@ -173,15 +308,16 @@ def test_true_pairs_equal_all_pairs(ci_docs):
     assert evaluate.true_pairs(texts, 0.5) == naive and naive
 
 
-def test_near_duplicates_on_world(laptop_docs):
+@pytest.mark.parametrize("hash", dedup.HASHES)
+def test_near_duplicates_on_world(laptop_docs, hash):
     """Targets at Jaccard >= 0.8 (word 5-gram shingles, 128 permutations, verified pairs): pair recall and
-    precision >= 0.95 against brute-force true pairs, and the clusters' pairs are labelled duplicates.
-    Labelled pairs below 0.8 (copies with 10% of words edited) are out of scope at this threshold."""
-    scores = evaluate.near_duplicate_scores(laptop_docs, threshold=0.8)
+    precision >= 0.95 against brute-force true pairs, and the clusters' pairs are labelled duplicates,
+    with either hash. Labelled pairs below 0.8 (copies with 10% of words edited) are out of scope here."""
+    scores = evaluate.near_duplicate_scores(laptop_docs, threshold=0.8, hash=hash)
     assert scores["pairs_true"] > 100
     assert scores["recall"] >= 0.95 and scores["precision"] >= 0.95, scores
     assert scores["recall_labelled_above_threshold"] >= 0.95 and scores["precision_labelled"] >= 0.95, scores
-    rep, _ = dedup.near_duplicates([d["text"] for d in laptop_docs], threshold=0.8)
+    rep, _ = dedup.near_duplicates([d["text"] for d in laptop_docs], threshold=0.8, hash=hash)
     kept = [i for i in range(len(rep)) if rep[i] == i]
     assert len(kept) == len(rep) - sum(len(m) - 1 for m in _groups(rep))
 

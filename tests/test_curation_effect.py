@@ -23,6 +23,7 @@ better for seed 1, and curated 12 % *worse* with a larger held-out set
 (``pretrain.eval_fraction=0.2``: 5.535 raw vs 6.201 curated).
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -74,6 +75,20 @@ def test_held_out_text_is_shared_and_clean(cfg):
     assert not set(ids(split["held_out"])) & set(ids(split["raw"]) + ids(split["curated"]))
     assert all(not d["quality_flags"] and not any(p in d["text"] for p in pii.PLACEHOLDERS.values())
                for d in split["held_out"])
+
+
+def test_the_quick_version_trains_as_told_and_skips_the_probes(cfg, tmp_path):
+    """``train_cfg`` sets both runs' budget (the notebook's quick version), not ``pretrain.train``;
+    ``memorization=False`` leaves the probes' measures out."""
+    budget = dataclasses.replace(cfg.pretrain.train, max_steps=4, eval_every=2, log_every=1, progress=False)
+    quick = E.curation_effect(cfg, tmp_path, train_cfg=budget, memorization=False)
+    assert quick["setup"]["steps"] == 4 and cfg.pretrain.train.max_steps > 4
+    for corpus in E.CORPORA:
+        row = quick[corpus]
+        assert [m["step"] for m in row["held_out_loss"]] == [2, 4]
+        assert [m["step"] for m in row["metrics"] if "loss" in m] == [1, 2, 3, 4]
+        assert row["held_out_perplexity"] > 1 and "rrn_exposure" not in row and "dup_exact" not in row
+    assert "held-out loss at step 4" in E.summary(quick) and "rrn" not in E.summary(quick)
 
 
 @pytest.fixture(scope="module")

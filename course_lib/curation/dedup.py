@@ -8,7 +8,10 @@ levels, from cheapest to finest:
 - ``dedup_lines``: lines repeated across the corpus ("drop all copies" as in
   CCNet, or "keep the first");
 - ``near_duplicates``: MinHash signatures, LSH banding with bands and rows
-  chosen from the S-curve, true-Jaccard verification, union-find clusters;
+  chosen from the S-curve, true-Jaccard verification, union-find clusters.
+  By default shingles are hashed for the whole corpus at once with numpy
+  (``HashedShingles``, ``hash="fast"``); ``hash="sha1"`` reproduces datasketch's
+  signatures bit for bit, one SHA-1 per shingle;
 - ``duplicate_spans``: token spans of ``min_tokens`` or more that occur twice,
   found with a suffix array.
 
@@ -19,9 +22,10 @@ what a "character" is; NFC keeps syllables whole and merges decomposed input bac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -29,10 +33,22 @@ import numpy as np
 # ---------------------------------------------------------------------- normalization
 
 
+class _SpaceTable(dict):
+    """A ``str.translate`` table: code point -> " " for punctuation, symbols, separators and control characters
+    (Unicode categories P*, S*, Z*, C*), else the character itself; each code point is classified on first sight."""
+
+    def __missing__(self, code_point: int) -> str:
+        ch = chr(code_point)
+        self[code_point] = out = " " if unicodedata.category(ch)[0] in "PSZC" else ch
+        return out
+
+
+_SPACES = _SpaceTable()
+
+
 def normalize_text(text: str) -> str:
     """NFC, case-folded, punctuation and symbols turned into spaces, whitespace collapsed."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)
+    text = unicodedata.normalize("NFC", text).casefold().translate(_SPACES)  # one C loop, not one per character
     return " ".join(text.split())
 
 
@@ -142,6 +158,9 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+HASHES = ("fast", "sha1")  # how MinHasher hashes a shingle; "sha1" reproduces datasketch bit for bit
+
+
 def sha1_hash32(data: bytes) -> int:
     """The first 4 bytes of SHA-1, little-endian: datasketch's default 32-bit hash."""
     return int.from_bytes(hashlib.sha1(data).digest()[:4], "little")
@@ -154,6 +173,89 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
     return h ^ (h >> np.uint32(16))
+
+
+def mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection that spreads every input bit over the output (uint64 in, uint64 out)."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)  # wraps mod 2^64
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def fold(values: np.ndarray, starts: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """64-bit hash of each run ``values[starts[i]:starts[i] + widths[i]]``: ``h = width``, then
+    ``h = mix64(h ^ value)`` for each value in order (so order matters, and runs of different widths differ).
+
+    ``values``: (V,) integers; ``starts``, ``widths``: (R,). Returns (R,) uint64. One numpy step per
+    position k, over the runs longer than k: the work is the total length of the runs.
+    """
+    h = widths.astype(np.uint64)
+    run = np.arange(len(starts))
+    for k in range(int(widths.max(initial=0))):
+        run = run[widths[run] > k]  # the runs with a k-th value
+        h[run] = mix64(h[run] ^ values[starts[run] + k].astype(np.uint64))
+    return h
+
+
+def word_hash(word: str) -> int:
+    """The "fast" 64-bit hash of a word: ``fold`` over its code points. Stable across processes and machines
+    (unlike Python's ``hash``, salted per process)."""
+    return int(fold(np.array([ord(c) for c in word], dtype=np.uint64), np.array([0]), np.array([len(word)]))[0])
+
+
+def shingle_hash(shingle: str) -> int:
+    """The "fast" 64-bit hash of a shingle: ``fold`` over the ``word_hash`` of its words (split on spaces,
+    as ``shingles`` joins them)."""
+    words = np.array([word_hash(w) for w in shingle.split(" ")], dtype=np.uint64)
+    return int(fold(words, np.array([0]), np.array([len(words)]))[0])
+
+
+class HashedShingles:
+    """Every document's word ``ngram`` shingles as 64-bit ``shingle_hash`` values, hashed for a corpus at once.
+
+    Document ``d`` owns ``values[offsets[d]:offsets[d + 1]]`` (in text order; ``self[d]``: sorted and
+    distinct). Same sets as ``shingles`` up to 64-bit hash collisions (for a million distinct
+    shingles, a chance of about 3e-8 that any two collide). No Python loop over words: the corpus
+    becomes one array of code points, words are the runs of characters that ``normalize_text`` keeps,
+    and ``fold`` hashes all words, then all shingles, with numpy.
+    """
+
+    def __init__(self, texts: Sequence[str], ngram: int = 5):
+        if ngram < 1:
+            raise ValueError(f"ngram must be >= 1, got {ngram}")
+        folded = [unicodedata.normalize("NFC", t).casefold() for t in texts]
+        joined = " ".join(folded)  # a space between texts, so no word crosses two
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # (C,) code points
+        present = np.flatnonzero(np.bincount(cp)) if len(cp) else np.zeros(0, dtype=np.int64)
+        keep = np.zeros(present[-1] + 1 if len(present) else 1, dtype=bool)  # code point -> part of a word
+        keep[present] = [_SPACES[c] != " " for c in present.tolist()]
+        letter = keep[cp]  # (C,)
+        edge = np.diff(np.concatenate([[False], letter, [False]]).astype(np.int8))  # +1 where a word starts, -1 after
+        word_start, word_end = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)  # (W,) each
+        word = fold(cp, word_start, word_end - word_start)  # (W,) word_hash of every word, in order
+        text_end = np.cumsum([len(t) + 1 for t in folded])  # (N,) one past each text's separating space
+        length = np.bincount(np.searchsorted(text_end, word_start, side="right"), minlength=len(texts))  # (N,) words
+        count = np.where(length > ngram, length - ngram + 1, np.minimum(length, 1))  # (N,) shingles per document
+        self.offsets = np.concatenate([[0], np.cumsum(count)])  # (N + 1,)
+        doc = np.repeat(np.arange(len(texts)), count)  # (S,) the document of each shingle
+        start = (np.cumsum(length) - length)[doc] + np.arange(len(doc)) - self.offsets[doc]  # (S,) its first word
+        self.values = fold(word, start, np.minimum(length[doc], ngram))  # (S,) ngram words, or a shorter whole text
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, d: int) -> np.ndarray:
+        """Document ``d``'s distinct shingle hashes, sorted."""
+        return np.unique(self.values[self.offsets[d]:self.offsets[d + 1]])
+
+    def jaccard(self, i: int, j: int) -> float:
+        """Jaccard similarity of documents ``i`` and ``j``'s shingle sets (1.0 for two empty sets)."""
+        a, b = self[i], self[j]
+        common = len(np.intersect1d(a, b, assume_unique=True))
+        union = len(a) + len(b) - common
+        return common / union if union else 1.0
 
 
 def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -169,25 +271,65 @@ def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 class MinHasher:
-    """MinHash signatures: ``sig[k] = min over shingles s of perm_k(fmix32(sha1_32(s)))``.
+    """MinHash signatures: ``sig[k] = min over shingles s of perm_k(h(s))`` for a 32-bit shingle hash ``h``.
 
     P(sig_A[k] == sig_B[k]) = Jaccard(A, B) for a random permutation, so the
-    share of equal entries estimates the Jaccard similarity.
+    share of equal entries estimates the Jaccard similarity. ``hash`` picks ``h``:
+
+    - ``"fast"`` (default): the top 32 bits of ``shingle_hash``, computed for all shingles of all
+      documents in one numpy pass (``HashedShingles``), then every permutation of every shingle as
+      one (num_perm, shingles) array and a minimum per document (``np.minimum.reduceat``);
+    - ``"sha1"``: datasketch's ``fmix32(sha1_hash32(s))``, one shingle at a time: signatures equal
+      ``datasketch.MinHash``'s bit for bit.
     """
 
-    def __init__(self, num_perm: int = 128, ngram: int = 5, seed: int = 1):
-        self.num_perm, self.ngram, self.seed = num_perm, ngram, seed
+    block = 1 << 12  # shingles per (num_perm, shingles) block: 2 MB of uint32 at 128 permutations
+
+    def __init__(self, num_perm: int = 128, ngram: int = 5, seed: int = 1, hash: str = "fast"):
+        if hash not in HASHES:
+            raise ValueError(f"hash must be one of {HASHES}, got {hash!r}")
+        if num_perm < 1:
+            raise ValueError(f"num_perm must be >= 1, got {num_perm}")
+        self.num_perm, self.ngram, self.seed, self.hash = num_perm, ngram, seed, hash
         self.a, self.b = permutations(num_perm, seed)
+
+    def _hash32(self, items: Sequence[str]) -> np.ndarray:
+        if self.hash == "sha1":
+            return fmix32(np.array([sha1_hash32(s.encode("utf-8")) for s in items], dtype=np.uint32))
+        return (np.array([shingle_hash(s) for s in items], dtype=np.uint64) >> np.uint64(32)).astype(np.uint32)
 
     def signature_of_shingles(self, items: set[str]) -> np.ndarray:
         """(num_perm,) uint32; all 2^32-1 for an empty set."""
         if not items:
             return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-        hv = fmix32(np.array([sha1_hash32(s.encode("utf-8")) for s in sorted(items)], dtype=np.uint32))
+        hv = self._hash32(sorted(items))  # (S,)
         return (hv[:, None] * self.a[None, :] + self.b[None, :]).min(axis=0)  # (S, P) -> (P,), wraps mod 2^32
+
+    def signatures_of_hashed(self, hashed: HashedShingles) -> np.ndarray:
+        """(N, num_perm) uint32 signatures of ``HashedShingles`` (the "fast" hash), a block of documents at a time.
+
+        Each block is one (num_perm, shingles) array of every permutation of every shingle, reduced
+        to a minimum per document along its rows (contiguous, so numpy runs through them fast).
+        """
+        sigs = np.full((self.num_perm, len(hashed)), np.iinfo(np.uint32).max, dtype=np.uint32)  # (P, N)
+        hv = (hashed.values >> np.uint64(32)).astype(np.uint32)  # (S,) the top 32 bits
+        docs = np.flatnonzero(np.diff(hashed.offsets))  # documents with at least one shingle
+        starts = hashed.offsets[docs]
+        a, b = self.a[:, None], self.b[:, None]  # (P, 1)
+        i = 0
+        while i < len(docs):
+            j = max(i + 1, int(np.searchsorted(starts, starts[i] + self.block)))  # documents starting in the block
+            lo, hi = starts[i], hashed.offsets[docs[j - 1] + 1]
+            permuted = a * hv[None, lo:hi]  # (P, shingles): a*h + b, wrapping mod 2^32
+            permuted += b
+            sigs[:, docs[i:j]] = np.minimum.reduceat(permuted, starts[i:j] - lo, axis=1)  # (P, documents)
+            i = j
+        return np.ascontiguousarray(sigs.T)
 
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
         """(N, num_perm) uint32 signatures of the texts' word ``ngram`` shingles."""
+        if self.hash == "fast":
+            return self.signatures_of_hashed(HashedShingles(texts, self.ngram))
         return np.stack([self.signature_of_shingles(shingles(t, self.ngram)) for t in texts]) if len(texts) else \
             np.zeros((0, self.num_perm), dtype=np.uint32)
 
@@ -200,16 +342,12 @@ def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
 # ---------------------------------------------------------------------- LSH
 
 
-def candidate_probability(s: np.ndarray | float, bands: int, rows: int):
+def candidate_probability(s: np.ndarray | float, bands, rows):
     """The S-curve: P(two documents of Jaccard ``s`` share at least one band) = 1 - (1 - s^r)^b."""
     return 1.0 - (1.0 - np.asarray(s, dtype=float) ** rows) ** bands
 
 
-def _area(f: Callable, lo: float, hi: float, steps: int = 2001) -> float:
-    x = np.linspace(lo, hi, steps)
-    return float(np.trapezoid(f(x), x))
-
-
+@functools.lru_cache(maxsize=None)
 def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
     """(bands, rows) with bands*rows <= num_perm minimizing the weighted areas under the S-curve:
     false positives = area below ``threshold``, false negatives = area above it of (1 - curve).
@@ -217,32 +355,55 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
     Equal weights are datasketch's default. ``near_duplicates`` verifies every
     candidate with the true Jaccard, so a false positive costs only time while a
     false negative is a missed duplicate: it weights them 0.1 / 0.9.
+    Areas by the trapezoid rule on 2001 points; all ``rows`` of one ``bands`` at once.
     """
+    below, above = np.linspace(0.0, threshold, 2001), np.linspace(threshold, 1.0, 2001)
     best, best_err = (1, 1), float("inf")
     for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            fp = _area(lambda s: candidate_probability(s, b, r), 0.0, threshold)
-            fn = _area(lambda s: 1 - candidate_probability(s, b, r), threshold, 1.0)
-            err = fp_weight * fp + fn_weight * fn
-            if err < best_err:
-                best, best_err = (b, r), err
+        r = np.arange(1, num_perm // b + 1)[:, None]  # (R, 1)
+        fp = np.trapezoid(candidate_probability(below, b, r), below, axis=1)  # (R,)
+        fn = np.trapezoid(1 - candidate_probability(above, b, r), above, axis=1)
+        err = fp_weight * fp + fn_weight * fn
+        k = int(np.argmin(err))  # the first minimum, as a strict "<" scan would keep
+        if err[k] < best_err:
+            best, best_err = (b, k + 1), float(err[k])
     return best
 
 
-def lsh_candidates(sigs: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
-    """Pairs (i < j) whose signatures agree on all ``rows`` entries of at least one of ``bands`` bands.
+def lsh_candidate_pairs(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(M, 2) int64 pairs (i < j), sorted, whose signatures agree on all ``rows`` entries of at least one band.
 
-    ``sigs``: (N, P) with P >= bands*rows; band k covers columns [k*rows, (k+1)*rows).
+    ``sigs``: (N, P) with P >= bands*rows; band k covers columns [k*rows, (k+1)*rows). Each band of
+    each document is hashed to one 64-bit bucket key (its index and rows folded with ``mix64``); one
+    sort of all N*bands keys puts each bucket's documents next to each other, and each is paired
+    with the next 1, 2, ... while they share its key. A key shared by chance (2^-64 per pair) is
+    caught by comparing the pair's bands themselves, so the pairs are exact.
     """
-    pairs: set[tuple[int, int]] = set()
-    for k in range(bands):
-        band = np.ascontiguousarray(sigs[:, k * rows:(k + 1) * rows])
-        buckets: dict[bytes, list[int]] = {}
-        for i, key in enumerate(band):
-            buckets.setdefault(key.tobytes(), []).append(i)
-        for members in buckets.values():
-            pairs.update((members[x], members[y]) for x in range(len(members)) for y in range(x + 1, len(members)))
-    return pairs
+    n, width = sigs.shape
+    if bands < 1 or rows < 1 or bands * rows > width:
+        raise ValueError(f"bands x rows = {bands} x {rows} does not fit signatures of {width} entries")
+    banded = sigs[:, :bands * rows].reshape(n, bands, rows)  # (N, b, r)
+    key = np.broadcast_to(np.arange(bands, dtype=np.uint64), (n, bands))  # (N, b) start from the band index
+    for c in range(rows):
+        key = mix64(key ^ banded[:, :, c].astype(np.uint64))
+    key = key.ravel()  # (N*b,) document-major
+    order = np.argsort(key, kind="stable")
+    ranked, doc = key[order], order // bands
+    found = []
+    d = 1
+    while d < len(ranked) and (same := ranked[d:] == ranked[:-d]).any():  # sorted positions d apart, one bucket
+        i, j = doc[:-d][same], doc[d:][same]
+        found.append((np.minimum(i, j) * n + np.maximum(i, j))[i != j])
+        d += 1
+    codes = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)  # i * n + j, i < j
+    pairs = np.stack([codes // n, codes % n], axis=1)
+    exact = (banded[pairs[:, 0]] == banded[pairs[:, 1]]).all(axis=2).any(axis=1)  # (M,) some band fully equal
+    return pairs[exact].astype(np.int64)
+
+
+def lsh_candidates(sigs: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
+    """``lsh_candidate_pairs`` as a set of (i, j) tuples."""
+    return set(map(tuple, lsh_candidate_pairs(sigs, bands, rows).tolist()))
 
 
 class UnionFind:
@@ -265,19 +426,28 @@ class UnionFind:
 
 def near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128, ngram: int = 5,
                     seed: int = 1, bands_rows: tuple[int, int] | None = None,
-                    fn_weight: float = 0.9) -> tuple[list[int], set[tuple[int, int]]]:
+                    fn_weight: float = 0.9, hash: str = "fast") -> tuple[list[int], set[tuple[int, int]]]:
     """Near-duplicate clusters by MinHash + LSH + true-Jaccard verification.
 
     Returns (cluster representative per document, verified pairs). The
     representative is the smallest index in the cluster; a document is kept iff
     ``rep[i] == i``. A candidate pair counts only if the true Jaccard of its
     shingle sets is >= ``threshold``, so LSH can only cost recall, not precision.
+    ``hash="fast"`` hashes and verifies with 64-bit shingle hashes (``HashedShingles``);
+    ``hash="sha1"`` with datasketch's signatures and the shingle strings themselves.
     """
-    sets = [shingles(t, ngram) for t in texts]
-    hasher = MinHasher(num_perm, ngram, seed)
-    sigs = np.stack([hasher.signature_of_shingles(s) for s in sets]) if sets else np.zeros((0, num_perm), np.uint32)
+    hasher = MinHasher(num_perm, ngram, seed, hash)
+    if hash == "fast":
+        hashed = HashedShingles(texts, ngram)
+        sigs = hasher.signatures_of_hashed(hashed)
+        similarity = hashed.jaccard
+    else:
+        sets = [shingles(t, ngram) for t in texts]
+        sigs = np.stack([hasher.signature_of_shingles(s) for s in sets]) if sets else \
+            np.zeros((0, num_perm), np.uint32)
+        similarity = lambda i, j: jaccard(sets[i], sets[j])  # noqa: E731
     bands, rows = bands_rows or lsh_params(threshold, num_perm, 1.0 - fn_weight, fn_weight)
-    pairs = {(i, j) for i, j in lsh_candidates(sigs, bands, rows) if jaccard(sets[i], sets[j]) >= threshold}
+    pairs = {(i, j) for i, j in lsh_candidate_pairs(sigs, bands, rows).tolist() if similarity(i, j) >= threshold}
     uf = UnionFind(len(texts))
     for i, j in pairs:
         uf.union(i, j)

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from .. import zoo
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..pretraining import PackedBlocks, is_held_out, new_model, perplexity, write_tokens
 from ..training import read_metrics, train
 from . import pipeline
@@ -141,8 +141,10 @@ def _blocks(docs: list[dict], tokenizer, path: Path, block_size: int):
     return PackedBlocks(path, block_size)
 
 
-def train_on(cfg: Config, train_docs: list[dict], held_out: list[dict], tokenizer, output_dir: str | Path):
-    """A fresh ``model``-size decoder trained with ``pretrain.train`` on ``train_docs``, evaluated on ``held_out``.
+def train_on(cfg: Config, train_docs: list[dict], held_out: list[dict], tokenizer, output_dir: str | Path,
+             train_cfg: TrainConfig | None = None):
+    """A fresh ``model``-size decoder trained with ``train_cfg`` (default ``pretrain.train``) on ``train_docs``,
+    evaluated on ``held_out``.
 
     Returns ``(model, TrainResult)``; the run folder holds the token files, ``metrics.jsonl``
     (its eval loss is on ``held_out``) and ``final/``.
@@ -152,7 +154,7 @@ def train_on(cfg: Config, train_docs: list[dict], held_out: list[dict], tokenize
     train_blocks = _blocks(train_docs, tokenizer, out / "train.bin", block)
     eval_blocks = _blocks(held_out, tokenizer, out / "eval.bin", block)
     model = new_model(cfg, tokenizer)
-    result = train(model, train_blocks, cfg.pretrain.train, output_dir=out,
+    result = train(model, train_blocks, train_cfg or cfg.pretrain.train, output_dir=out,
                    eval_dataset=eval_blocks if len(eval_blocks) else None, seed=cfg.run.seed, resume=False, config=cfg)
     return model, result
 
@@ -334,8 +336,15 @@ def _rate(rows: list[dict], key: str) -> float | None:
     return sum(r[key] for r in rows) / len(rows) if rows else None
 
 
-def curation_effect(cfg: Config, output_dir: str | Path, *, prefix_tokens: int = 32, target_tokens: int = 16) -> dict:
+def curation_effect(cfg: Config, output_dir: str | Path, *, prefix_tokens: int = 32, target_tokens: int = 16,
+                    train_cfg: TrainConfig | None = None, memorization: bool = True) -> dict:
     """Train the ``model`` on raw and on curated world data with one budget and measure both.
+
+    ``train_cfg`` (default ``pretrain.train``) is the budget of both runs: a shorter one (fewer
+    ``max_steps``) gives a quick version of the experiment without changing the corpora, the
+    tokenizer or their cache keys. ``memorization=False`` skips the memorization probes (a greedy
+    continuation per passage window, and a hundred candidate serials scored per registration
+    number: minutes on a CPU for the ``laptop`` world) and leaves their keys out of the rows.
 
     Returns ``{"setup": {...}, "raw": {...}, "curated": {...}}``; each corpus row holds
     ``train_documents, train_tokens, held_out_perplexity, final_train_loss``,
@@ -350,6 +359,7 @@ def curation_effect(cfg: Config, output_dir: str | Path, *, prefix_tokens: int =
     split = corpus_split(cfg)
     tokenizer = shared_tokenizer(cfg)
     block = cfg.pretrain.block_size
+    train_cfg = train_cfg or cfg.pretrain.train
     probes = passage_probes(split, tokenizer, prefix_tokens, target_tokens)
     rrns = rrn_probes(split)
     dup = [p for p in probes if p["copies"] > 1]
@@ -360,37 +370,42 @@ def curation_effect(cfg: Config, output_dir: str | Path, *, prefix_tokens: int =
                          "dup_pages": len({p["doc_id"] for p in dup}), "single_probes": len(single),
                          "rrn_probes": len(rrns), "rrn_in_curated_text": sum(r["in_curated"] for r in rrns),
                          "prefix_tokens": prefix_tokens, "target_tokens": target_tokens,
-                         "steps": cfg.pretrain.train.max_steps, "batch_size": cfg.pretrain.train.batch_size,
+                         "steps": train_cfg.max_steps, "batch_size": train_cfg.batch_size,
                          "block_size": block, "vocab_size": len(tokenizer)}}
     for corpus in CORPORA:
         run = out / corpus
-        model, result = train_on(cfg, split[corpus], split["held_out"], tokenizer, run)
-        dup_rows = passage_memorization(model, tokenizer, dup)
-        single_rows = passage_memorization(model, tokenizer, single)
-        rrn_rows = rrn_regurgitation(model, tokenizer, rrns, context_tokens=block - 16)
-        exposure = rrn_exposure(model, tokenizer, rrns, context_tokens=block - 16, seed=cfg.run.seed)
+        model, result = train_on(cfg, split[corpus], split["held_out"], tokenizer, run, train_cfg)
         metrics = read_metrics(result.metrics_path)
-        results[corpus] = {
+        row = {
             "train_documents": len(split[corpus]),
             "train_tokens": int((run / "train.bin").stat().st_size // 4),
             "held_out_perplexity": held_out_perplexity(model, tokenizer, split["held_out"], block, run),
             "held_out_perplexity_raw_text": held_out_perplexity(model, tokenizer, split["held_out_raw_text"], block,
                                                                 run / "raw_text"),
             "final_train_loss": result.train_loss,
-            "dup_exact": _rate(dup_rows, "exact"), "dup_token_match": _rate(dup_rows, "token_match"),
-            "single_exact": _rate(single_rows, "exact"), "single_token_match": _rate(single_rows, "token_match"),
-            "rrn_full": sum(r["full"] for r in rrn_rows), "rrn_date": sum(r["date"] for r in rrn_rows),
-            "rrn_exposure": _rate(exposure, "exposure"),
-            "held_out_loss": [{"step": m["step"], "eval_loss": m["eval_loss"]} for m in metrics if "eval_loss" in m],
-            "metrics": metrics,
         }
+        if memorization:
+            dup_rows = passage_memorization(model, tokenizer, dup)
+            single_rows = passage_memorization(model, tokenizer, single)
+            rrn_rows = rrn_regurgitation(model, tokenizer, rrns, context_tokens=block - 16)
+            exposure = rrn_exposure(model, tokenizer, rrns, context_tokens=block - 16, seed=cfg.run.seed)
+            row |= {
+                "dup_exact": _rate(dup_rows, "exact"), "dup_token_match": _rate(dup_rows, "token_match"),
+                "single_exact": _rate(single_rows, "exact"), "single_token_match": _rate(single_rows, "token_match"),
+                "rrn_full": sum(r["full"] for r in rrn_rows), "rrn_date": sum(r["date"] for r in rrn_rows),
+                "rrn_exposure": _rate(exposure, "exposure"),
+            }
+        row["held_out_loss"] = [{"step": m["step"], "eval_loss": m["eval_loss"]} for m in metrics if "eval_loss" in m]
+        row["metrics"] = metrics
+        results[corpus] = row
     return results
 
 
 def summary(results: dict) -> str:
-    """The experiment's numbers as a markdown table, one column per corpus."""
+    """The experiment's numbers as a markdown table, one column per corpus (the measures it holds)."""
     keys = ["train_documents", "train_tokens", "held_out_perplexity", "held_out_perplexity_raw_text", "dup_exact",
             "dup_token_match", "single_exact", "single_token_match", "rrn_full", "rrn_date", "rrn_exposure"]
+    keys = [k for k in keys if k in results["raw"]]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
     lines = ["| measure | raw | curated |", "|---|---|---|"]
     lines += [f"| {k} | {fmt(results['raw'][k])} | {fmt(results['curated'][k])} |" for k in keys]

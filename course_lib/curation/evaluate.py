@@ -34,10 +34,11 @@ def true_pairs(texts: list[str], threshold: float, ngram: int = 5) -> set[tuple[
     return pairs
 
 
-def near_duplicate_scores(docs, threshold: float, num_perm: int = 128, ngram: int = 5) -> dict:
-    """MinHash + LSH pairs vs brute-force pairs at ``threshold``; cluster pairs vs labelled clusters."""
+def near_duplicate_scores(docs, threshold: float, num_perm: int = 128, ngram: int = 5, hash: str = "fast") -> dict:
+    """MinHash + LSH pairs vs brute-force pairs at ``threshold``; cluster pairs vs labelled clusters.
+    ``hash``: ``dedup.near_duplicates``' shingle hash."""
     texts = [d["text"] for d in docs]
-    rep, pairs = dedup.near_duplicates(texts, threshold, num_perm, ngram)
+    rep, pairs = dedup.near_duplicates(texts, threshold, num_perm, ngram, hash=hash)
     truth = true_pairs(texts, threshold, ngram)
     groups = collections.defaultdict(list)
     for i, r in enumerate(rep):
