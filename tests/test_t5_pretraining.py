@@ -14,8 +14,8 @@ from course_lib.models import build_decoder, build_encoder_decoder, count_parame
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path_factory, monkeypatch):
-    # One cache for the module: the ci tokenizer, token files and t5 are built once.
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "t5-cache"))
+    # One cache for the module (not shared with test_seq2seq.py, so that the t5 fixture times a real build).
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "t5-pretraining-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_t5_data_is_the_packed_corpus_span_corrupted(cfg):
 @pytest.fixture(scope="module")
 def t5(cfg, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "t5-cache"))
+        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "t5-pretraining-cache"))
         zoo.build("pretrain-data", cfg)  # time only the t5 build below
         start = time.perf_counter()
         trained = zoo.get("t5", cfg)
