@@ -2,7 +2,7 @@
 minimal plain-PyTorch GPT of the same size, trained by the shortest honest loop.
 
 Both models have the same shape (RMSNorm, rotary positions, SwiGLU, tied embeddings, no
-biases; the parameter counts are printed and must match), see the same packed blocks of the
+biases, the same attention dropout; the parameter counts are printed and must match), see the same packed blocks of the
 profile's pretraining corpus in the same order, and use AdamW with the same warmup + cosine
 schedule and clipping. Runs are interleaved (plain, course, plain, course, ...) so that
 drifting machine load hits both alike; the table shows median tokens per second and the
@@ -13,28 +13,28 @@ the last step), ``course (call)`` the whole ``train`` call (Accelerator set-up, 
 """
 
 import argparse
-import statistics
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from course_lib import zoo
 from course_lib.config import load_config
 from course_lib.models import apply_rotary, count_parameters, llama_ff_width, rotary_cos_sin
 from course_lib.pretraining import new_model
-from course_lib.training import lr_schedule, read_metrics, set_seed, train
+from course_lib.training import read_metrics, set_seed, train
+
+from bench_training_loop import optimizer_and_schedule, print_rates  # this folder: run as a script
 
 
 class Block(nn.Module):
     """Pre-norm Transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, d: int, n_head: int, d_ff: int):
+    def __init__(self, d: int, n_head: int, d_ff: int, dropout: float = 0.0):
         super().__init__()
-        self.n_head = n_head
+        self.n_head, self.dropout = n_head, dropout
         self.attn_norm, self.mlp_norm = nn.RMSNorm(d, eps=1e-6), nn.RMSNorm(d, eps=1e-6)
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
@@ -45,7 +45,8 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        # (B, H, T, D); dropout on the attention weights, as Llama's attention_dropout
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
@@ -54,10 +55,10 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """A decoder-only language model in one screen; ``forward(ids)`` returns the mean next-token loss."""
 
-    def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, d_ff: int):
+    def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, d_ff: int, dropout: float = 0.0):
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList(Block(d, n_head, d_ff) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(Block(d, n_head, d_ff, dropout) for _ in range(n_layer))
         self.norm = nn.RMSNorm(d, eps=1e-6)
         self.head_dim = d // n_head
         for p in self.parameters():
@@ -76,14 +77,7 @@ class GPT(nn.Module):
 def plain_loop(model, blocks, cfg) -> float:
     """Seconds for ``cfg.max_steps`` steps: batches in a fixed shuffled order, AdamW, schedule, clipping."""
     order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(0)).tolist()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-    )
-    scheduler = LambdaLR(optimizer, lambda s: lr_schedule(s, lr=1.0, warmup_steps=cfg.warmup_steps,
-                                                          max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio))
+    optimizer, scheduler = optimizer_and_schedule(model, cfg)
     model.train()
     start = time.perf_counter()
     for step in range(cfg.max_steps):
@@ -129,7 +123,7 @@ def main() -> None:
 
     def plain_model():
         set_seed(0)
-        return GPT(len(tokenizer), m.d_model, m.n_layer, m.n_head, m.d_ff or llama_ff_width(m.d_model))
+        return GPT(len(tokenizer), m.d_model, m.n_layer, m.n_head, m.d_ff or llama_ff_width(m.d_model), m.dropout)
 
     sizes = (count_parameters(new_model(cfg, tokenizer)), count_parameters(plain_model()))
     if sizes[0] != sizes[1]:
@@ -144,11 +138,7 @@ def main() -> None:
 
     print(f"profile {args.profile}: {sizes[0] / 1e6:.2f}M parameters, {args.steps} steps x {train_cfg.batch_size} x "
           f"{cfg.pretrain.block_size} tokens, {args.repeats} interleaved repeats, torch threads {torch.get_num_threads()}")
-    base = tokens / statistics.median(times["plain PyTorch"])
-    print(f"{'loop':<16}{'tokens/s':>12}{'vs plain':>10}")
-    for name, seconds in times.items():
-        rate = tokens / statistics.median(seconds)
-        print(f"{name:<16}{rate:>12,.0f}{rate / base:>10.2f}")
+    print_rates(times, tokens)
 
 
 if __name__ == "__main__":

@@ -46,15 +46,8 @@ def make_data(num_examples: int, seq_len: int) -> list[dict]:
     return [{"input_ids": t, "labels": t.clone()} for t in tokens]
 
 
-def plain_loop(model, data, cfg: TrainConfig) -> float:
-    """Seconds for ``cfg.max_steps`` steps of the shortest honest PyTorch loop."""
-    loader = DataLoader(
-        data,
-        batch_size=cfg.batch_size,
-        sampler=RandomSampler(data, generator=torch.Generator().manual_seed(0)),
-        collate_fn=default_data_collator,
-        drop_last=True,
-    )
+def optimizer_and_schedule(model, cfg: TrainConfig) -> tuple[torch.optim.AdamW, LambdaLR]:
+    """The course loop's optimizer, written plainly: AdamW (no decay on norms and biases), warmup + cosine."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -68,6 +61,28 @@ def plain_loop(model, data, cfg: TrainConfig) -> float:
             s, lr=1.0, warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio
         ),
     )
+    return optimizer, scheduler
+
+
+def print_rates(times: dict[str, list[float]], tokens: int) -> None:
+    """Median tokens per second of each loop and its ratio to the first (plain PyTorch)."""
+    base = tokens / statistics.median(next(iter(times.values())))
+    print(f"{'loop':<16}{'tokens/s':>12}{'vs plain':>10}")
+    for name, seconds in times.items():
+        rate = tokens / statistics.median(seconds)
+        print(f"{name:<16}{rate:>12,.0f}{rate / base:>10.2f}")
+
+
+def plain_loop(model, data, cfg: TrainConfig) -> float:
+    """Seconds for ``cfg.max_steps`` steps of the shortest honest PyTorch loop."""
+    loader = DataLoader(
+        data,
+        batch_size=cfg.batch_size,
+        sampler=RandomSampler(data, generator=torch.Generator().manual_seed(0)),
+        collate_fn=default_data_collator,
+        drop_last=True,
+    )
+    optimizer, scheduler = optimizer_and_schedule(model, cfg)
     model.train()
     start = time.perf_counter()
     batches = iter(loader)
@@ -124,11 +139,7 @@ def main() -> None:
     params = sum(p.numel() for p in make_model(args.d_model, args.layers, args.seq_len).parameters())
     print(f"{params / 1e6:.2f}M parameters, {args.steps} steps x {args.batch_size} x {args.seq_len} tokens, "
           f"{args.repeats} interleaved repeats, torch threads {torch.get_num_threads()}")
-    base = tokens / statistics.median(times["plain PyTorch"])
-    print(f"{'loop':<16}{'tokens/s':>12}{'vs plain':>10}")
-    for name, seconds in times.items():
-        rate = tokens / statistics.median(seconds)
-        print(f"{name:<16}{rate:>12,.0f}{rate / base:>10.2f}")
+    print_rates(times, tokens)
 
 
 if __name__ == "__main__":

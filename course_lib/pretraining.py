@@ -249,7 +249,7 @@ def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callba
     data = zoo.build("pretrain-data", cfg)  # the cached folder (built on first use)
     block = cfg.pretrain.block_size
     eval_blocks = PackedBlocks(data / TOKEN_FILES["eval"], block)
-    result = train(
+    return train(
         new_model(cfg, tokenizer),
         PackedBlocks(data / TOKEN_FILES["train"], block),
         cfg.pretrain.train,
@@ -259,9 +259,8 @@ def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callba
         resume=resume,
         config=cfg,
         callbacks=callbacks,
+        tokenizer=tokenizer,
     )
-    tokenizer.save_pretrained(Path(output_dir) / "final")
-    return result
 
 
 @torch.no_grad()
@@ -849,7 +848,7 @@ def pretrain_t5(cfg: Config, output_dir: str | Path, *, resume: bool = True, noi
     train_data, eval_data = span_corruption_data(
         cfg, noise_density=noise_density, mean_noise_span_length=mean_noise_span_length
     )
-    result = train(
+    return train(
         new_t5_model(cfg, tokenizer),
         train_data,
         cfg.pretrain.train,
@@ -860,9 +859,8 @@ def pretrain_t5(cfg: Config, output_dir: str | Path, *, resume: bool = True, noi
         resume=resume,
         config=cfg,
         callbacks=callbacks,
+        tokenizer=tokenizer,
     )
-    tokenizer.save_pretrained(Path(output_dir) / "final")
-    return result
 
 
 def _load_t5(path: Path, cfg: Config) -> TrainedModel:

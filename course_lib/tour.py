@@ -91,7 +91,7 @@ def train_tour(cfg: Config, output_dir: str | Path, *, resume: bool = True, call
     tokenizer = zoo.get("tour-tokenizer", cfg)
     data = zoo.get("tour-data", cfg)
     model = new_model(cfg, tokenizer)
-    result = train(
+    return train(
         model,
         data["train"],
         cfg.tour.train,
@@ -101,9 +101,8 @@ def train_tour(cfg: Config, output_dir: str | Path, *, resume: bool = True, call
         resume=resume,
         config=cfg,
         callbacks=callbacks,
+        tokenizer=tokenizer,
     )
-    tokenizer.save_pretrained(Path(output_dir) / "final")
-    return result
 
 
 @torch.no_grad()

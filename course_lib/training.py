@@ -185,6 +185,7 @@ def train(
     config: Config | None = None,
     callbacks: Iterable[Callback] = (),
     accelerator: Accelerator | None = None,
+    tokenizer=None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train_dataset`` for ``cfg.max_steps`` optimizer steps.
 
@@ -207,6 +208,8 @@ def train(
             step (after that step's logging, evaluation and checkpoint); raising stops the run
             (in one process: under torchrun the other processes would wait for the main one).
         accelerator: an ``Accelerator`` to use instead of the one built from ``cfg``.
+        tokenizer: saved beside the final model, so ``final/`` loads on its own with
+            ``from_pretrained`` (``tour.TrainedModel.from_run`` reads both).
 
     ``metrics.jsonl`` gets a train line every ``log_every`` steps and at the last step,
     ``{"step", "loss", "lr", "grad_norm", "tokens", "elapsed_s"}``: the step's mean loss
@@ -352,6 +355,8 @@ def train(
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # undo the autocast patch
     _save_model(accelerator, model, unwrapped, output_dir / FINAL_DIR)
+    if tokenizer is not None and accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir / FINAL_DIR)
     accelerator.wait_for_everyone()
     return TrainResult(
         step=state["step"],

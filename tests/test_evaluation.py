@@ -12,19 +12,7 @@ from course_lib.evaluation import (GROUPS, encode_pair, evaluate, generate_until
                                    loglikelihood_rolling, resolve_tasks, rolling_windows)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ci():
-    from course_lib.config import load_config
-
-    return load_config("ci")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,7 @@ from course_lib.evaluation import (PHRASINGS, NgramLM, evaluate, get_task, leade
 CORPUS, V = [1, 2, 1, 3, 1, 2], 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ci():
-    from course_lib.config import load_config
-
-    return load_config("ci")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_unigram_probabilities_by_hand():

@@ -56,20 +56,7 @@ def write_fixtures() -> None:
         (FIXTURES / name).write_text(text, encoding="utf-8")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the CI machine's cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ci():
-    from course_lib.config import load_config
-
-    return load_config("ci")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_fixture_data_is_current(ci):

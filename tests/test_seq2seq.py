@@ -16,13 +16,7 @@ def cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "t5-cache"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # ci's run.num_threads: tiny models are fastest on one thread, and a busy machine does not slow them down.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 ACCELERATE_CONFIGS = REPO / "configs" / "accelerate"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and steadiest on a CPU shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def params(model: torch.nn.Module) -> dict[str, torch.Tensor]:

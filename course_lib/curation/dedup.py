@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -527,16 +527,19 @@ def duplicate_spans(docs: Sequence[Sequence[str]], min_tokens: int = 50) -> list
     best = np.maximum(lcp, np.append(lcp[1:], 0))  # (n,) longest match with either neighbour, by SA rank
     repeated = np.zeros(len(ids), dtype=bool)
     repeated[sa] = best >= min_tokens
-    out = []
-    for d, tokens in enumerate(docs):
-        spans: list[tuple[int, int]] = []
-        for p in np.flatnonzero(repeated[starts[d]:starts[d] + len(tokens)]).tolist():
-            if spans and p <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], p + min_tokens)
-            else:
-                spans.append((p, p + min_tokens))
-        out.append(spans)
-    return out
+    return [_merge_windows(np.flatnonzero(repeated[starts[d]:starts[d] + len(tokens)]).tolist(), min_tokens)
+            for d, tokens in enumerate(docs)]
+
+
+def _merge_windows(positions: Iterable[int], width: int) -> list[tuple[int, int]]:
+    """Spans covering the windows ``[p, p + width)`` of ascending ``positions``, overlapping ones merged."""
+    spans: list[tuple[int, int]] = []
+    for p in positions:
+        if spans and p <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], p + width)
+        else:
+            spans.append((p, p + width))
+    return spans
 
 
 def duplicate_spans_brute_force(docs: Sequence[Sequence[str]], min_tokens: int = 50) -> list[list[tuple[int, int]]]:
@@ -546,17 +549,8 @@ def duplicate_spans_brute_force(docs: Sequence[Sequence[str]], min_tokens: int =
         for p in range(len(tokens) - min_tokens + 1):
             key = tuple(tokens[p:p + min_tokens])
             counts[key] = counts.get(key, 0) + 1
-    out = []
-    for tokens in docs:
-        spans: list[tuple[int, int]] = []
-        for p in range(len(tokens) - min_tokens + 1):
-            if counts[tuple(tokens[p:p + min_tokens])] > 1:
-                if spans and p <= spans[-1][1]:
-                    spans[-1] = (spans[-1][0], p + min_tokens)
-                else:
-                    spans.append((p, p + min_tokens))
-        out.append(spans)
-    return out
+    return [_merge_windows((p for p in range(len(tokens) - min_tokens + 1)
+                            if counts[tuple(tokens[p:p + min_tokens])] > 1), min_tokens) for tokens in docs]
 
 
 def remove_spans(tokens: Sequence[str], spans: Sequence[tuple[int, int]]) -> list[str]:

@@ -1,0 +1,24 @@
+"""Fixtures shared by the test modules."""
+
+import pytest
+import torch
+
+from course_lib.config import load_config
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and steadiest on a CPU shared with other jobs.
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ci():
+    """The ``ci`` profile's config."""
+    return load_config("ci")
