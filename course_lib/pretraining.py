@@ -538,6 +538,30 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
     return rows
 
 
+@torch.no_grad()
+def repeated_tokens_loss(model, *, length: int = 50, batch: int = 16, low: int = 0, seed: int = 0) -> dict:
+    """Induction test (Olsson et al., 2022): loss on random tokens, then on the same tokens again.
+
+    A sequence of ``length`` random token ids (from ``low`` up to the vocabulary size) is
+    followed by itself. Nothing predicts the first copy, so its loss is at least about
+    ln(vocabulary size); a model with *induction heads* (attend to the token after the earlier
+    occurrence of the current token, copy it) predicts the second copy almost perfectly.
+    Copying from the context is the simplest form of in-context learning. Returns
+    ``{"first", "second"}``: mean nats per token over the first copy (its first token,
+    which has no context, excluded) and over the second.
+    """
+    model.eval()
+    vocab = model.config.vocab_size
+    if not 0 <= low < vocab - 1:
+        raise ValueError(f"low={low} leaves no token ids below the vocabulary size {vocab}")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(low, vocab, (batch, length), generator=g)
+    ids = torch.cat([x, x], dim=1).to(model.device)
+    logp = torch.log_softmax(model(input_ids=ids).logits.float(), dim=-1)
+    nll = -logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # nll[:, t] is the loss of token t + 1
+    return {"first": nll[:, : length - 1].mean().item(), "second": nll[:, length - 1 :].mean().item()}
+
+
 # --------------------------------------------------------------------------- zoo recipes
 
 
