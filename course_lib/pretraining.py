@@ -905,8 +905,6 @@ def _load_t5(path: Path, cfg: Config) -> TrainedModel:
     description="the course's T5 encoder-decoder, pretrained by span corruption on the world (chapter 04)",
 )
 def _build_t5(cfg: Config, out: Path) -> None:
-    # without dropout since new_t5_model follows T5 v1.1 (this line is part of the cache key: a t5 trained with
-    # dropout by an earlier version is rebuilt)
     pretrain_t5(cfg, out, resume=False, noise_density=0.15, mean_noise_span_length=3.0)  # T5's settings
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # optimizer state is only for resuming
 

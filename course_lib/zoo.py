@@ -1,9 +1,10 @@
 """The artifact zoo: cached, deterministic artifacts built from registered recipes.
 
 ``get("tour-model")`` returns the artifact (a tokenizer, a trained model, a
-dataset), building it on first use. The cache key hashes the recipe's source
-code, the config sections it reads and the keys of the artifacts it builds on, so
-editing a recipe or changing its config builds a new artifact.
+dataset), building it on first use. The cache key hashes the recipe's code, the
+config sections it reads and the keys of the artifacts it builds on, so editing a
+recipe (or any course_lib function, class or constant it reaches) or changing its
+config builds a new artifact.
 
 A build writes into a temporary folder beside the cache entry and renames it into
 place only when it is complete (a rename is atomic on one file system), so a build
@@ -13,12 +14,18 @@ that is killed midway leaves only a ``.tmp-*`` folder that ``get`` never loads a
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
 import os
+import re
 import shutil
+import sys
+import textwrap
 import time
 import uuid
 from dataclasses import dataclass
@@ -104,13 +111,110 @@ def cache_dir(cfg: Config) -> Path:
     return path
 
 
+# The zoo's own plumbing and the config's code decide where an artifact lives, not what it is (the config's
+# values are hashed through ``Config.fingerprint``).
+_NOT_HASHED = ("course_lib.zoo", "course_lib.config")
+
+
+def _ours(obj) -> bool:
+    module = getattr(obj, "__module__", None) or ""
+    return (module == "course_lib" or module.startswith("course_lib.")) and not module.startswith(_NOT_HASHED)
+
+
+def _stable(value):
+    """A repr of plain data that is the same in every process (sets sorted), or None for other objects."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return repr(value)
+    if isinstance(value, re.Pattern):
+        return f"re({value.pattern!r}, {value.flags})"
+    if isinstance(value, (list, tuple)):
+        items = [_stable(v) for v in value]
+        return None if None in items else f"{type(value).__name__}[{', '.join(items)}]"
+    if isinstance(value, (set, frozenset)):
+        items = [_stable(v) for v in value]
+        return None if None in items else f"set[{', '.join(sorted(items))}]"
+    if isinstance(value, dict):
+        items = [(_stable(k), _stable(v)) for k, v in value.items()]
+        return None if any(None in kv for kv in items) else "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    return None
+
+
+def _code(obj) -> tuple[str, set[str], list[tuple[str, object]]]:
+    """``obj``'s source without docstrings and comments, every name and attribute it mentions, and what it imports.
+
+    Imports inside the code (``from .world import load``) are resolved, so a function that
+    imports lazily still reaches what it imports.
+    """
+    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    names: set[str] = set()
+    imported = []
+    package = obj.__module__.rpartition(".")[0] if obj.__module__ else ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = "." * node.level + (node.module or "")
+            module = importlib.import_module(importlib.util.resolve_name(target, package) if node.level else target)
+            imported += [(a.asname or a.name, getattr(module, a.name)) for a in node.names if hasattr(module, a.name)]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+    return ast.unparse(tree), names, imported
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(fn: Callable) -> str:
+    """Hash of ``fn``'s code and of the course_lib code and constants it reaches by name, transitively.
+
+    Starting from ``fn``, every name the code mentions is looked up in its module: course_lib
+    functions and classes are followed (their source, docstrings and comments left out),
+    plain-data constants (template tables, thresholds) are hashed by value, and for a
+    course_lib module used by name (``zoo.get``, ``P.train``) its members named in the code are
+    followed. So editing ``new_t5_model`` changes ``t5``'s key, and editing a docstring changes
+    nothing. Cached per process: the code does not change while it runs.
+    """
+    h = hashlib.sha256()
+    todo, seen = [fn], set()
+    while todo:
+        obj = inspect.unwrap(todo.pop())
+        ident = (getattr(obj, "__module__", None), getattr(obj, "__qualname__", repr(obj)))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        try:
+            source, names, imported = _code(obj)
+        except (OSError, TypeError, SyntaxError):  # built in, or made at run time: nothing to read
+            continue
+        h.update(f"{ident}\n{source}\n".encode())
+        scope = dict(vars(sys.modules[obj.__module__])) if obj.__module__ in sys.modules else {}
+        scope.update(imported)
+        for name in sorted(names):
+            value = scope.get(name)
+            if callable(value) and hasattr(value, "__wrapped__"):  # lru_cache, functools.wraps decorators
+                value = inspect.unwrap(value)
+            if inspect.ismodule(value):
+                if value.__name__.startswith("course_lib.") and not value.__name__.startswith(_NOT_HASHED):
+                    todo += [inspect.unwrap(m) for n, m in vars(value).items() if n in names and _ours(m)
+                             and (inspect.isfunction(inspect.unwrap(m)) or inspect.isclass(m))]
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and _ours(value):
+                todo.append(value)
+            elif value is not None and not callable(value):
+                data = _stable(value)
+                if data is not None:
+                    h.update(f"{obj.__module__}.{name} = {data}\n".encode())
+    return h.hexdigest()
+
+
 def cache_key(name: str, cfg: Config) -> str:
-    """Hash of the recipe's source, its config sections and its dependencies' keys."""
+    """Hash of the recipe's code (``code_fingerprint``), its config sections and its dependencies' keys."""
     r = recipe(name)
     h = hashlib.sha256()
     h.update(name.encode())
-    h.update(inspect.getsource(r.build).encode())
-    h.update(inspect.getsource(r.load).encode())
+    h.update(code_fingerprint(r.build).encode())
+    h.update(code_fingerprint(r.load).encode())
     h.update(cfg.fingerprint(*r.sections).encode() if r.sections else b"")
     for dep in r.deps:
         h.update(cache_key(dep, cfg).encode())

@@ -52,6 +52,57 @@ def test_key_follows_the_recipe_source(monkeypatch):
     assert zoo.cache_key("test-seed", load_config("ci")) != before
 
 
+@pytest.fixture
+def fresh_fingerprints():
+    zoo.code_fingerprint.cache_clear()
+    yield
+    zoo.code_fingerprint.cache_clear()  # after monkeypatch's undo: later keys see the real code again
+
+
+def test_key_follows_the_code_a_recipe_reaches(monkeypatch, fresh_fingerprints):
+    from course_lib import pretraining as P
+    from course_lib.world import documents as D
+
+    cfg = load_config("ci")
+    t5, data = zoo.cache_key("t5", cfg), zoo.cache_key("pretrain-data", cfg)
+
+    def new_t5_model(cfg, tokenizer):  # an edited copy of the function the t5 recipe calls (through pretrain_t5)
+        return None
+
+    new_t5_model.__module__ = "course_lib.pretraining"
+    monkeypatch.setattr(P, "new_t5_model", new_t5_model)
+    zoo.code_fingerprint.cache_clear()
+    assert zoo.cache_key("t5", cfg) != t5
+    assert zoo.cache_key("pretrain-data", cfg) == data  # pretrain-data never calls it
+    # a constant the world's documents are written from (reached through a lazy import in corpus_documents)
+    monkeypatch.setattr(D, "_BOOK_FILLER", {**D._BOOK_FILLER, "en": ["It rained."]})
+    zoo.code_fingerprint.cache_clear()
+    assert zoo.cache_key("pretrain-data", cfg) != data
+
+
+def test_docstrings_and_comments_are_not_code():
+    def documented(x):
+        """Twice x."""
+        return 2 * x  # doubled
+
+    def bare(x):
+        return 2 * x
+
+    def other(x):
+        return 3 * x
+
+    code = lambda f: zoo._code(f)[0].replace(f.__name__, "f")  # noqa: E731
+    assert code(documented) == code(bare) != code(other)
+
+
+def test_keys_are_the_same_in_every_process():
+    script = ("from course_lib import zoo; from course_lib.config import load_config; "
+              "print([zoo.cache_key(n, load_config('ci')) for n in ('base', 't5', 'curated')])")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(keys) == 1 and keys.pop().count("'") == 6
+
+
 def test_dependencies_are_built_first():
     assert zoo.get("test-child", "ci", ["run.seed=3"]) == "seed=3+ops=9"
     assert zoo_recipes.BUILDS == ["test-seed", "test-child"]
