@@ -7,7 +7,7 @@ The pipeline, each step a function a notebook can call on its own::
     tokenizer      zoo.get("tokenizer")             byte-level BPE on the training documents
     blocks         pack(token_lists, block_size)    documents + <|endoftext|>, concatenated, cut into blocks
     model          zoo.get("base")                  build_decoder(cfg.model) trained by training.train
-    evaluation     perplexity, fact_recall, icl_accuracy
+    evaluation     perplexity, fact_recall, icl_accuracy, repeated_tokens_loss (induction heads)
 
 Chapter 04 adds T5's span corruption (``random_spans_noise_mask``, ``corrupt_spans``,
 ``SpanCorruptedBlocks``) and the ``t5`` encoder-decoder (``zoo.get("t5")``), pretrained
