@@ -8,6 +8,7 @@ The pipeline, each step a function a notebook can call on its own::
     blocks         pack(token_lists, block_size)    documents + <|endoftext|>, concatenated, cut into blocks
     model          zoo.get("base")                  build_decoder(cfg.model) trained by training.train
     evaluation     perplexity, fact_recall, icl_accuracy, repeated_tokens_loss (induction heads)
+    copying        learn_to_copy(cfg)               a tiny model on repeated random tokens: induction heads form
 
 Chapter 04 adds T5's span corruption (``random_spans_noise_mask``, ``corrupt_spans``,
 ``SpanCorruptedBlocks``) and the ``t5`` encoder-decoder (``zoo.get("t5")``), pretrained
@@ -561,6 +562,66 @@ def repeated_tokens_loss(model, *, length: int = 50, batch: int = 16, low: int =
     logp = torch.log_softmax(model(input_ids=ids).logits.float(), dim=-1)
     nll = -logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # nll[:, t] is the loss of token t + 1
     return {"first": nll[:, : length - 1].mean().item(), "second": nll[:, length - 1 :].mean().item()}
+
+
+class RepeatedTokens(torch.utils.data.Dataset):
+    """``size`` rows, each ``length`` random token ids in ``[0, vocab)`` followed by the same ids again.
+
+    Row ``i`` is drawn from a generator seeded by ``(seed, i)``, so every row is new to the
+    model and the same in every run. Labels are the inputs (next-token loss on both copies).
+    """
+
+    def __init__(self, size: int, length: int, vocab: int, seed: int = 0):
+        if size < 1 or length < 2 or vocab < 2:
+            raise ValueError(f"RepeatedTokens needs size >= 1, length >= 2 and vocab >= 2, got {size}, {length}, {vocab}")
+        self.size, self.length, self.vocab, self.seed = size, length, vocab, seed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.size:
+            raise IndexError(i)
+        x = torch.from_numpy(np.random.default_rng([self.seed, i]).integers(0, self.vocab, self.length))
+        ids = torch.cat([x, x])
+        return {"input_ids": ids, "labels": ids.clone()}
+
+
+def learn_to_copy(cfg: Config, *, vocab: int = 32, length: int = 32, steps: int = 150, batch_size: int = 16,
+                  lr: float = 3e-3, eval_every: int = 10) -> tuple[PreTrainedModel, list[dict]]:
+    """Train a tiny decoder (2 layers, 2 heads, width 64) on repeated random tokens only; watch it learn to copy.
+
+    The data is ``RepeatedTokens`` (a new sequence in every row) over a ``vocab``-token
+    vocabulary, trained with the course loop (``pretrain.train``'s optimizer settings,
+    ``steps`` steps, peak ``lr``, no weight decay). Every ``eval_every`` steps
+    ``repeated_tokens_loss`` is measured on held-out sequences. Returns the model and rows
+    ``{"step", "first", "second"}``: the second-copy loss falls from about ln(vocab) to about
+    0 within a few dozen steps, the phase change of Olsson et al. (2022), when induction
+    heads form; the first copy stays at ln(vocab).
+    """
+    import tempfile
+
+    model_cfg = dataclasses.replace(cfg.model, n_layer=2, n_head=2, d_model=64, d_ff=0, max_seq_len=2 * length,
+                                    dropout=0.0)
+    torch.manual_seed(cfg.run.seed)
+    model = build_decoder(model_cfg, vocab)
+    train_cfg = dataclasses.replace(cfg.pretrain.train, max_steps=steps, batch_size=batch_size, grad_accum_steps=1,
+                                    lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.0, eval_every=0,
+                                    save_every=0, log_every=max(1, steps // 10), progress=False)
+    held_out_seed = cfg.run.seed + 1  # repeated_tokens_loss draws with torch, the data with numpy: never the same rows
+
+    def measure(step: int) -> dict:
+        row = {"step": step, **repeated_tokens_loss(model, length=length, batch=64, seed=held_out_seed)}
+        model.train()
+        return row
+
+    rows = [measure(0)]
+    on_step = lambda step, _: rows.append(measure(step)) if step % eval_every == 0 or step == steps else None
+    with tempfile.TemporaryDirectory(prefix="copier-") as run_dir:
+        train(model, RepeatedTokens(steps * batch_size, length, vocab, seed=cfg.run.seed), train_cfg,
+              output_dir=run_dir, seed=cfg.run.seed, resume=False, config=cfg, callbacks=(on_step,))
+    model.eval()
+    return model, rows
 
 
 # --------------------------------------------------------------------------- zoo recipes

@@ -263,3 +263,25 @@ def test_repeated_tokens_loss_separates_a_copier_from_a_guesser():
     assert copier["first"] == pytest.approx(math.log(100), rel=0.05) and copier["second"] < 1e-3
     with pytest.raises(ValueError, match="low=100"):
         P.repeated_tokens_loss(_Copier(100), low=100)
+
+
+def test_repeated_tokens_rows_are_new_and_reproducible():
+    data = P.RepeatedTokens(size=3, length=5, vocab=7, seed=0)
+    rows = [data[i]["input_ids"] for i in range(3)]
+    assert all(r.shape == (10,) and torch.equal(r[:5], r[5:]) and int(r.max()) < 7 for r in rows)
+    assert not torch.equal(rows[0], rows[1])
+    assert torch.equal(P.RepeatedTokens(size=3, length=5, vocab=7, seed=0)[1]["input_ids"], rows[1])
+    with pytest.raises(IndexError):
+        data[3]
+    with pytest.raises(ValueError, match="length >= 2"):
+        P.RepeatedTokens(size=3, length=1, vocab=7)
+
+
+def test_learn_to_copy_shows_induction_heads_forming(cfg):
+    model, rows = P.learn_to_copy(cfg, steps=150, eval_every=10)
+    assert [r["step"] for r in rows] == list(range(0, 151, 10))
+    ln_v = math.log(32)
+    assert rows[0]["second"] == pytest.approx(ln_v, rel=0.1)  # untrained: nothing is copied
+    assert rows[-1]["first"] == pytest.approx(ln_v, rel=0.1)  # the first copy stays unpredictable
+    assert rows[-1]["second"] < 0.5  # the second copy is predicted by copying
+    assert P.repeated_tokens_loss(model, length=32)["second"] < 0.5
