@@ -601,6 +601,8 @@ def learn_to_copy(cfg: Config, *, vocab: int = 32, length: int = 32, steps: int 
     """
     import tempfile
 
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"learn_to_copy needs steps >= 1 and eval_every >= 1, got steps={steps}, eval_every={eval_every}")
     model_cfg = dataclasses.replace(cfg.model, n_layer=2, n_head=2, d_model=64, d_ff=0, max_seq_len=2 * length,
                                     dropout=0.0)
     torch.manual_seed(cfg.run.seed)
@@ -616,7 +618,11 @@ def learn_to_copy(cfg: Config, *, vocab: int = 32, length: int = 32, steps: int 
         return row
 
     rows = [measure(0)]
-    on_step = lambda step, _: rows.append(measure(step)) if step % eval_every == 0 or step == steps else None
+
+    def on_step(step: int, _metrics: dict) -> None:
+        if step % eval_every == 0 or step == steps:
+            rows.append(measure(step))
+
     with tempfile.TemporaryDirectory(prefix="copier-") as run_dir:
         train(model, RepeatedTokens(steps * batch_size, length, vocab, seed=cfg.run.seed), train_cfg,
               output_dir=run_dir, seed=cfg.run.seed, resume=False, config=cfg, callbacks=(on_step,))

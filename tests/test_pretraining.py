@@ -285,3 +285,5 @@ def test_learn_to_copy_shows_induction_heads_forming(cfg):
     assert rows[-1]["first"] == pytest.approx(ln_v, rel=0.1)  # the first copy stays unpredictable
     assert rows[-1]["second"] < 0.5  # the second copy is predicted by copying
     assert P.repeated_tokens_loss(model, length=32)["second"] < 0.5
+    with pytest.raises(ValueError, match="eval_every=0"):
+        P.learn_to_copy(cfg, eval_every=0)
