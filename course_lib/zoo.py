@@ -197,7 +197,7 @@ def code_fingerprint(fn: Callable) -> str:
                 value = inspect.unwrap(value)
             if inspect.ismodule(value):
                 if value.__name__.startswith("course_lib.") and not value.__name__.startswith(_NOT_HASHED):
-                    todo += [inspect.unwrap(m) for n, m in vars(value).items() if n in names and _ours(m)
+                    todo += [m for n, m in vars(value).items() if n in names and _ours(m)
                              and (inspect.isfunction(inspect.unwrap(m)) or inspect.isclass(m))]
             elif (inspect.isfunction(value) or inspect.isclass(value)) and _ours(value):
                 todo.append(value)
