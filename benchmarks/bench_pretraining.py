@@ -3,7 +3,7 @@ minimal plain-PyTorch GPT of the same size, trained by the shortest honest loop.
 
 Both models have the same shape (RMSNorm, rotary positions, SwiGLU, tied embeddings, no
 biases, the same attention dropout; the parameter counts are printed and must match), see the same packed blocks of the
-profile's pretraining corpus in the same order, and use AdamW with the same warmup + cosine
+profile's pretraining corpus in the same order, each document attending only to itself, and use AdamW with the same warmup + cosine
 schedule and clipping. Runs are interleaved (plain, course, plain, course, ...) so that
 drifting machine load hits both alike; the table shows median tokens per second and the
 ratio to plain PyTorch. ``course (loop)`` times the optimizer steps only (``elapsed_s`` of
@@ -41,19 +41,23 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(d, 2 * d_ff, bias=False)
         self.down = nn.Linear(d_ff, d, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, mask):
         B, T, C = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         # (B, H, T, D); dropout on the attention weights, as Llama's attention_dropout
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
 
 
 class GPT(nn.Module):
-    """A decoder-only language model in one screen; ``forward(ids)`` returns the mean next-token loss."""
+    """A decoder-only language model in one screen; ``forward(ids, positions)`` returns the mean next-token loss.
+
+    ``positions`` restart with every packed document (``PackedBlocks``' ``position_ids``),
+    and a token attends only to earlier tokens of its own document, as in the course's model.
+    """
 
     def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, d_ff: int, dropout: float = 0.0):
         super().__init__()
@@ -65,11 +69,15 @@ class GPT(nn.Module):
             if p.dim() >= 2:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, ids):
+    def forward(self, ids, positions):
         cos, sin = rotary_cos_sin(ids.shape[1], self.head_dim)
+        cos, sin = cos[positions][:, None], sin[positions][:, None]  # (B, 1, T, D): each document's own positions
+        document = (positions == 0).cumsum(-1)  # (B, T): which document of the block a token is in
+        causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).tril()
+        mask = ((document[:, :, None] == document[:, None, :]) & causal)[:, None]  # (B, 1, T, T)
         x = self.embed(ids)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, mask)
         logits = self.norm(x) @ self.embed.weight.T  # tied input and output embeddings
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
 
@@ -83,7 +91,7 @@ def plain_loop(model, blocks, cfg) -> float:
     for step in range(cfg.max_steps):
         idx = [order[(step * cfg.batch_size + i) % len(order)] for i in range(cfg.batch_size)]
         ids = torch.stack([blocks[i]["input_ids"] for i in idx])
-        loss = model(ids)
+        loss = model(ids, torch.stack([blocks[i]["position_ids"] for i in idx]))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()

@@ -182,16 +182,30 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
+def document_positions(input_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Position ids that restart at 0 at every ``eos_id``, along the last dimension.
+
+    Each ``<|endoftext|>`` opens the next document, as it opens every prompt the course
+    gives a model. Example (eos 0): ``[5, 6, 0, 7, 8, 0, 9]`` -> ``[0, 1, 0, 1, 2, 0, 1]``.
+    """
+    idx = torch.arange(input_ids.shape[-1], device=input_ids.device).expand_as(input_ids)
+    starts = torch.where(input_ids == eos_id, idx, torch.zeros_like(idx)).cummax(dim=-1).values
+    return idx - starts
+
+
 class PackedBlocks(torch.utils.data.Dataset):
     """Consecutive ``block_size`` blocks of a token file: row ``i`` is tokens ``[i*B, (i+1)*B)``.
 
     Each row is ``{"input_ids", "labels"}`` with ``labels == input_ids``: the model
-    shifts them itself, so position t is trained to predict token t + 1.
+    shifts them itself, so position t is trained to predict token t + 1. With ``eos_id``
+    a row also has ``position_ids`` from ``document_positions``: positions restart with
+    every document, and ``transformers`` then masks attention between the documents of a
+    block (each token sees only earlier tokens of its own document, as Llama 3 trains).
     """
 
-    def __init__(self, path: str | Path, block_size: int):
+    def __init__(self, path: str | Path, block_size: int, eos_id: int | None = None):
         self.tokens = np.memmap(path, dtype="<u4", mode="r") if Path(path).stat().st_size else np.zeros(0, "<u4")
-        self.block_size = block_size
+        self.block_size, self.eos_id = block_size, eos_id
 
     def __len__(self) -> int:
         return len(self.tokens) // self.block_size
@@ -200,7 +214,10 @@ class PackedBlocks(torch.utils.data.Dataset):
         if not 0 <= i < len(self):
             raise IndexError(i)
         block = torch.from_numpy(self.tokens[i * self.block_size : (i + 1) * self.block_size].astype(np.int64))
-        return {"input_ids": block, "labels": block.clone()}
+        row = {"input_ids": block, "labels": block.clone()}
+        if self.eos_id is not None:
+            row["position_ids"] = document_positions(block, self.eos_id)
+        return row
 
 
 def tokenizer_fragmentation(cfg: Config, vocab_size: int | None = None) -> list[dict]:
@@ -243,21 +260,23 @@ def new_model(cfg: Config, tokenizer: PreTrainedTokenizerFast) -> PreTrainedMode
         eos_token_id=tokenizer.eos_token_id,
     )
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # A forward pass keeps no key/value cache (generate() still does: its generation_config
+    # says so). With a cache, transformers would ignore the restarting position ids of
+    # PackedBlocks and let the documents of a block attend to each other.
+    model.config.use_cache = False
     return model
 
 
 def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callbacks=()):
     """Train a fresh ``base`` model on the packed corpus with ``pretrain.train``; works under torchrun too."""
     tokenizer = zoo.get("tokenizer", cfg)
-    data = zoo.build("pretrain-data", cfg)  # the cached folder (built on first use)
-    block = cfg.pretrain.block_size
-    eval_blocks = PackedBlocks(data / TOKEN_FILES["eval"], block)
+    data = zoo.get("pretrain-data", cfg)  # built on first use; each document attends only to itself
     return train(
         new_model(cfg, tokenizer),
-        PackedBlocks(data / TOKEN_FILES["train"], block),
+        data["train"],
         cfg.pretrain.train,
         output_dir=output_dir,
-        eval_dataset=eval_blocks if len(eval_blocks) else None,
+        eval_dataset=data["eval"] if len(data["eval"]) else None,
         seed=cfg.run.seed,
         resume=resume,
         config=cfg,
@@ -268,13 +287,18 @@ def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callba
 
 @torch.no_grad()
 def perplexity(model: PreTrainedModel, dataset, batch_size: int = 8) -> float:
-    """exp(mean next-token cross-entropy) over every block of ``dataset`` (tokens weigh equally)."""
+    """exp(mean next-token cross-entropy) over every block of ``dataset`` (tokens weigh equally).
+
+    Rows with ``position_ids`` (``PackedBlocks`` with ``eos_id``) are read as they were
+    trained: each document sees only itself.
+    """
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(dataset), batch_size):
-        ids = torch.stack([dataset[i]["input_ids"] for i in range(start, min(start + batch_size, len(dataset)))])
-        ids = ids.to(model.device)
-        logits = model(input_ids=ids).logits[:, :-1].float()
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        ids = torch.stack([r["input_ids"] for r in rows]).to(model.device)
+        positions = torch.stack([r["position_ids"] for r in rows]).to(model.device) if "position_ids" in rows[0] else None
+        logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                                                  reduction="sum")
         total += loss.item()
@@ -650,8 +674,8 @@ def _build_tokenizer(cfg: Config, out: Path) -> None:
 
 
 def _load_data(path: Path, cfg: Config) -> dict:
-    block = cfg.pretrain.block_size
-    return {split: PackedBlocks(path / name, block) for split, name in TOKEN_FILES.items()}
+    block, eos = cfg.pretrain.block_size, zoo.get("tokenizer", cfg).eos_token_id
+    return {split: PackedBlocks(path / name, block, eos) for split, name in TOKEN_FILES.items()}
 
 
 @zoo.register(

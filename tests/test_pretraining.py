@@ -51,6 +51,33 @@ def test_token_file_blocks_equal_pack(tmp_path, cfg):
         blocks[len(blocks)]
 
 
+def test_document_positions_restart_at_every_end_token():
+    assert P.document_positions(torch.tensor([5, 6, 0, 7, 8, 0, 9]), 0).tolist() == [0, 1, 0, 1, 2, 0, 1]
+    assert P.document_positions(torch.tensor([[0, 1, 2], [3, 0, 0]]), 0).tolist() == [[0, 1, 2], [0, 0, 0]]
+    assert P.document_positions(torch.tensor([4, 5, 6]), 0).tolist() == [0, 1, 2]  # no end token: one document
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch):
+    """A document inside a packed block gets the logits it gets alone (after its <|endoftext|>)."""
+    tok = zoo.get("tokenizer", cfg)
+    texts = ["Jubal is a city in Nijol.", "주발은 니졸에 있는 도시이다.", "Gego was founded in 1124 by Seunghul Bin."]
+    path = tmp_path / "t.bin"
+    n = P.write_tokens(texts, tok, path)
+    row = P.PackedBlocks(path, n, tok.eos_token_id)[0]
+    assert P.PackedBlocks(path, n)[0].keys() == {"input_ids", "labels"}  # without eos_id: plain blocks
+    model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.0"]), tok).eval()
+    ids, positions = row["input_ids"][None], row["position_ids"][None]
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions).logits[0]
+        across = model(input_ids=ids).logits[0]  # no position ids: one causal mask over the whole block
+        ends = [i for i, t in enumerate(row["input_ids"].tolist()) if t == tok.eos_token_id]
+        for start, end in zip(ends, ends[1:]):  # the second and third documents, each from the eos before it
+            alone = model(input_ids=ids[:, start:end]).logits[0]
+            assert torch.allclose(packed[start:end], alone, atol=1e-4)
+            assert not torch.allclose(across[start:end], alone, atol=1e-2)
+
+
 def test_world_corpus_excludes_news_after_the_cutoff(cfg):
     docs = list(P.corpus_documents(cfg))
     world = build_world(cfg.world)
