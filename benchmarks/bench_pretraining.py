@@ -3,8 +3,8 @@ minimal plain-PyTorch GPT of the same size, trained by the shortest honest loop.
 
 Both models have the same shape (RMSNorm, rotary positions, SwiGLU, tied embeddings, no
 biases, the same attention dropout; the parameter counts are printed and must match), see the same packed blocks of the
-profile's pretraining corpus in the same order, each document attending only to itself, and use AdamW with the same warmup + cosine
-schedule and clipping. Runs are interleaved (plain, course, plain, course, ...) so that
+profile's pretraining corpus in the same order (each document attending only to itself), and use AdamW with the same
+warmup + cosine schedule and clipping. Runs are interleaved (plain, course, plain, course, ...) so that
 drifting machine load hits both alike; the table shows median tokens per second and the
 ratio to plain PyTorch. ``course (loop)`` times the optimizer steps only (``elapsed_s`` of
 the last step), ``course (call)`` the whole ``train`` call (Accelerator set-up, final save).

@@ -297,7 +297,9 @@ def perplexity(model: PreTrainedModel, dataset, batch_size: int = 8) -> float:
     for start in range(0, len(dataset), batch_size):
         rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         ids = torch.stack([r["input_ids"] for r in rows]).to(model.device)
-        positions = torch.stack([r["position_ids"] for r in rows]).to(model.device) if "position_ids" in rows[0] else None
+        positions = None
+        if "position_ids" in rows[0]:
+            positions = torch.stack([r["position_ids"] for r in rows]).to(model.device)
         logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                                                  reduction="sum")
