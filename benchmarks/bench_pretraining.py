@@ -22,7 +22,7 @@ from torch import nn
 
 from course_lib import zoo
 from course_lib.config import load_config
-from course_lib.models import apply_rotary, count_parameters, llama_ff_width, rotary_cos_sin
+from course_lib.models import apply_rotary, count_parameters, document_mask, llama_ff_width, rotary_cos_sin
 from course_lib.pretraining import new_model
 from course_lib.training import read_metrics, set_seed, train
 
@@ -72,9 +72,7 @@ class GPT(nn.Module):
     def forward(self, ids, positions):
         cos, sin = rotary_cos_sin(ids.shape[1], self.head_dim)
         cos, sin = cos[positions][:, None], sin[positions][:, None]  # (B, 1, T, D): each document's own positions
-        document = (positions == 0).cumsum(-1)  # (B, T): which document of the block a token is in
-        causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).tril()
-        mask = ((document[:, :, None] == document[:, None, :]) & causal)[:, None]  # (B, 1, T, T)
+        mask = document_mask(positions)[:, None]  # (B, 1, T, T): causal, and only within a document
         x = self.embed(ids)
         for block in self.blocks:
             x = block(x, cos, sin, mask)

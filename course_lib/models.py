@@ -128,6 +128,15 @@ def causal_mask(seq_len: int, device=None) -> torch.Tensor:
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
 
 
+def document_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """(..., T, T) bool: the causal mask inside each document of a packed block, False across documents.
+
+    A document starts wherever ``position_ids`` is 0 (``pretraining.document_positions``).
+    """
+    document = (position_ids == 0).cumsum(-1)  # which document of the block each token is in
+    return (document[..., :, None] == document[..., None, :]) & causal_mask(position_ids.shape[-1], position_ids.device)
+
+
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
     """softmax(q k^T / sqrt(d) + mask) v, and the attention weights.
 

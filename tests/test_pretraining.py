@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from course_lib import models
 from course_lib import pretraining as P
 from course_lib import zoo
 from course_lib.config import load_config
@@ -55,6 +56,8 @@ def test_document_positions_restart_at_every_end_token():
     assert P.document_positions(torch.tensor([5, 6, 0, 7, 8, 0, 9]), 0).tolist() == [0, 1, 0, 1, 2, 0, 1]
     assert P.document_positions(torch.tensor([[0, 1, 2], [3, 0, 0]]), 0).tolist() == [[0, 1, 2], [0, 0, 0]]
     assert P.document_positions(torch.tensor([4, 5, 6]), 0).tolist() == [0, 1, 2]  # no end token: one document
+    mask = models.document_mask(P.document_positions(torch.tensor([5, 6, 0, 7]), 0))
+    assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
