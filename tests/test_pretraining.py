@@ -305,15 +305,41 @@ def test_repeated_tokens_rows_are_new_and_reproducible():
         data[3]
     with pytest.raises(ValueError, match="length >= 2"):
         P.RepeatedTokens(size=3, length=1, vocab=7)
+    with pytest.raises(ValueError, match="min_period=9"):
+        P.RepeatedTokens(size=3, length=5, vocab=7, min_period=9)
+
+
+def test_repeated_tokens_with_min_period_repeat_at_a_distance_that_changes_by_row():
+    data = P.RepeatedTokens(size=200, length=16, vocab=1000, seed=0, min_period=4)
+    periods = []
+    for i in range(len(data)):
+        ids = data[i]["input_ids"]
+        assert ids.shape == (32,)
+        # the smallest shift under which the row equals itself; 1000 tokens make accidental repeats rare
+        period = next(p for p in range(1, 33) if torch.equal(ids[p:], ids[: 32 - p]))
+        periods.append(period)
+    assert set(periods) == set(range(4, 17))  # every period from min_period to length occurs
 
 
 def test_learn_to_copy_shows_induction_heads_forming(cfg):
-    model, rows = P.learn_to_copy(cfg, steps=150, eval_every=10)
-    assert [r["step"] for r in rows] == list(range(0, 151, 10))
-    ln_v = math.log(32)
-    assert rows[0]["second"] == pytest.approx(ln_v, rel=0.1)  # untrained: nothing is copied
-    assert rows[-1]["first"] == pytest.approx(ln_v, rel=0.1)  # the first copy stays unpredictable
-    assert rows[-1]["second"] < 0.5  # the second copy is predicted by copying
-    assert P.repeated_tokens_loss(model, length=32)["second"] < 0.5
+    model, rows = P.learn_to_copy(cfg)  # periods 4..32 over 64 tokens, 600 steps
+    ln_v = math.log(64)
+    assert [(r["step"], r["length"]) for r in rows] == [(s, n) for s in range(0, 601, 50) for n in (8, 32)]
+    start, end = rows[:2], rows[-2:]
+    assert all(r["second"] == pytest.approx(ln_v, rel=0.1) for r in start)  # untrained: nothing is copied
+    for r in end:
+        assert r["first"] > ln_v - 0.3, r  # the first copy stays unpredictable
+        assert r["second"] < min(2.0, r["first"] - 2.0), r  # the second copy is predicted by copying
+    for n in (13, 21):  # lengths it was never tested on during training copy too: it matches content
+        assert P.repeated_tokens_loss(model, length=n)["second"] < 2.0
     with pytest.raises(ValueError, match="eval_every=0"):
         P.learn_to_copy(cfg, eval_every=0)
+    with pytest.raises(ValueError, match="test_lengths"):
+        P.learn_to_copy(cfg, test_lengths=(40,))
+
+
+def test_learn_to_copy_at_one_distance_learns_the_distance_not_copying(cfg):
+    """Every copy 32 tokens back: the model learns that offset, which fails at any other length."""
+    _, rows = P.learn_to_copy(cfg, min_period=32, steps=150, eval_every=150)
+    end = {r["length"]: r["second"] for r in rows if r["step"] == 150}
+    assert end[32] < 1.5 and end[8] > 3.0, end
