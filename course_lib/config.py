@@ -90,6 +90,10 @@ class ModelConfig:
     d_ff: int = _bounded(0, ge=0, help="feed-forward width; 0 means 8/3 * d_model (Llama)")
     max_seq_len: int = _bounded(256, ge=8)
     dropout: float = _bounded(0.0, ge=0.0, le=1.0)
+    # How the decoder computes attention (transformers' attn_implementation): "sdpa" is PyTorch's fused
+    # scaled_dot_product_attention, fastest on a GPU; "eager" is the explicit softmax(QK^T)V, faster on
+    # the CPU once a document mask and dropout push SDPA onto its unfused fallback. Same results either way.
+    attention: Literal["sdpa", "eager"] = "sdpa"
 
 
 @dataclass

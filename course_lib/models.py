@@ -56,6 +56,7 @@ def build_decoder(
             max_position_embeddings=cfg.max_seq_len,
             attention_dropout=cfg.dropout,
             tie_word_embeddings=True,
+            attn_implementation=cfg.attention,
             **ids,
         )
         return LlamaForCausalLM(config)
@@ -69,6 +70,7 @@ def build_decoder(
         resid_pdrop=cfg.dropout,
         embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout,
+        attn_implementation=cfg.attention,
         **ids,
     )
     return GPT2LMHeadModel(config)

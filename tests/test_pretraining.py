@@ -60,8 +60,9 @@ def test_document_positions_restart_at_every_end_token():
     assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch):
+def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch, attention):
     """A document inside a packed block gets the logits it gets alone (after its <|endoftext|>)."""
     tok = zoo.get("tokenizer", cfg)
     texts = ["Jubal is a city in Nijol.", "주발은 니졸에 있는 도시이다.", "Gego was founded in 1124 by Seunghul Bin."]
@@ -69,7 +70,9 @@ def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch):
     n = P.write_tokens(texts, tok, path)
     row = P.PackedBlocks(path, n, tok.eos_token_id)[0]
     assert P.PackedBlocks(path, n)[0].keys() == {"input_ids", "labels"}  # without eos_id: plain blocks
-    model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.0"]), tok).eval()
+    model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.0", f"model.attention={attention}"]),
+                        tok).eval()
+    assert model.config._attn_implementation == attention
     ids, positions = row["input_ids"][None], row["position_ids"][None]
     with torch.no_grad():
         packed = model(input_ids=ids, position_ids=positions).logits[0]
@@ -79,6 +82,24 @@ def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch):
             alone = model(input_ids=ids[:, start:end]).logits[0]
             assert torch.allclose(packed[start:end], alone, atol=1e-4)
             assert not torch.allclose(across[start:end], alone, atol=1e-2)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_eager_and_sdpa_attention_train_alike(cfg, arch):
+    """model.attention changes how attention is computed, not what: same loss, gradients and dropout masks."""
+    rows = [zoo.get("pretrain-data", cfg)["train"][i] for i in range(4)]
+    batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+    tok = zoo.get("tokenizer", cfg)
+    grads = {}
+    for attention in ("sdpa", "eager"):
+        model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.1", f"model.attention={attention}"]),
+                            tok).train()
+        torch.manual_seed(1)  # the same dropout masks, if both draw them alike
+        loss = model(**batch).loss
+        loss.backward()
+        grads[attention] = (loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert grads["sdpa"][0] == pytest.approx(grads["eager"][0], abs=1e-5)
+    assert torch.allclose(grads["sdpa"][1], grads["eager"][1], atol=1e-5)
 
 
 def test_world_corpus_excludes_news_after_the_cutoff(cfg):
