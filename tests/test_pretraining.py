@@ -348,11 +348,13 @@ def test_learn_to_copy_shows_induction_heads_forming(cfg):
     assert [(r["step"], r["length"]) for r in rows] == [(s, n) for s in range(0, 601, 50) for n in (8, 32)]
     start, end = rows[:2], rows[-2:]
     assert all(r["second"] == pytest.approx(ln_v, rel=0.1) for r in start)  # untrained: nothing is copied
+    # Seeds 0, 1 and 2 end at 1.0-2.1 nats/token (8 tokens: about 0.5 of it is the unpredictable first token);
+    # a model that only copies from 32 tokens back gets 3.4-3.8 at 8 tokens.
     for r in end:
         assert r["first"] > ln_v - 0.3, r  # the first copy stays unpredictable
-        assert r["second"] < min(2.0, r["first"] - 2.0), r  # the second copy is predicted by copying
-    for n in (13, 21):  # lengths it was never tested on during training copy too: it matches content
-        assert P.repeated_tokens_loss(model, length=n)["second"] < 2.0
+        assert r["second"] < min(2.5, r["first"] - 2.0), r  # the second copy is predicted by copying
+    for n in (13, 21):  # lengths the curve never measured copy too: the model matches content, not a distance
+        assert P.repeated_tokens_loss(model, length=n)["second"] < 2.5
     with pytest.raises(ValueError, match="eval_every=0"):
         P.learn_to_copy(cfg, eval_every=0)
     with pytest.raises(ValueError, match="test_lengths"):
