@@ -635,8 +635,8 @@ def learn_to_copy(cfg: Config, *, vocab: int = 64, length: int = 32, min_period:
     distance back does not work: the model has to find the earlier occurrence of the current
     token and copy what followed it. Every ``eval_every`` steps ``repeated_tokens_loss`` is
     measured on held-out sequences of each of ``test_lengths`` tokens. Returns the model and
-    rows ``{"step", "length", "first", "second"}``: the second-copy loss stays near ln(vocab)
-    for a few hundred steps, then falls within about a hundred, at every length at once: the
+    rows ``{"step", "length", "first", "second"}``: the second-copy loss falls only a little
+    for a few hundred steps, then drops within about 150, at every length at once: the
     phase change of Olsson et al. (2022), when induction heads form. The first copy stays no
     better than ln(vocab). (With ``min_period=length`` every copy lies ``length`` tokens back,
     and the model learns that offset instead: the second copy then falls only at that length.)
