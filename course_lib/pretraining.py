@@ -535,7 +535,9 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
     are drawn (seeded by the question) from the train pool, about other facts, and with
     ``same_kind`` about the same relation (where was X born? -> a city), as a task's
     demonstrations would be. Where a prompt with its answer would not fit the model's context,
-    its first examples are dropped; ``examples`` is the mean number the prompts kept.
+    its first examples are dropped; ``examples`` is the mean number the prompts kept. A question
+    that does not fit even with no example is a ``ValueError`` (the model would read past the
+    positions it was trained on).
     """
     rows = []
     shots = list(shots)
@@ -554,9 +556,14 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
                     others = kind if len(kind) >= k else others
                 examples = [(icl_question(r, lang), r["answer"]) for r in rng.sample(others, min(k, len(others)))]
                 prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
-                while examples and len(tokenizer(prompt)["input_ids"]) + longest + 3 > context:
+                needed = lambda text: len(tokenizer(text)["input_ids"]) + longest + 3  # the prompt, <eos>, the answer
+                while examples and needed(prompt) > context:
                     examples = examples[1:]  # too long for the model's context: drop the first example
                     prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
+                if needed(prompt) > context:
+                    raise ValueError(f"{task} question {q['id']!r} ({lang}) needs {needed(prompt)} tokens with no "
+                                     f"example, more than the model's context of {context}: ask a model with a "
+                                     f"longer context, or another task")
                 prompts.append(prompt)
                 used.append(len(examples))
             outputs = complete(model, tokenizer, prompts, longest + 2, batch_size)
