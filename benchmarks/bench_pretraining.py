@@ -13,7 +13,6 @@ the last step), ``course (call)`` the whole ``train`` call (Accelerator set-up, 
 """
 
 import argparse
-import tempfile
 import time
 
 import torch
@@ -24,9 +23,9 @@ from course_lib import zoo
 from course_lib.config import load_config
 from course_lib.models import apply_rotary, count_parameters, document_mask, llama_ff_width, rotary_cos_sin
 from course_lib.pretraining import new_model
-from course_lib.training import read_metrics, set_seed, train
+from course_lib.training import set_seed
 
-from bench_training_loop import optimizer_and_schedule, print_rates  # this folder: run as a script
+from bench_training_loop import course_loop, optimizer_and_schedule, print_rates  # this folder: run as a script
 
 
 class Block(nn.Module):
@@ -99,17 +98,6 @@ def plain_loop(model, blocks, cfg) -> float:
     return time.perf_counter() - start
 
 
-def course_loop(cfg, tokenizer, blocks, train_cfg) -> tuple[float, float]:
-    """(seconds of the optimizer steps, seconds of the whole ``train`` call) for the course's model."""
-    model = new_model(cfg, tokenizer)
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        train(model, blocks, train_cfg, output_dir=out, resume=False)
-        call = time.perf_counter() - start
-        loop = read_metrics(out)[-1]["elapsed_s"]
-    return loop, call
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="laptop", help="sizes, batch and corpus come from this profile")
@@ -138,7 +126,7 @@ def main() -> None:
     times = {"plain PyTorch": [], "course (loop)": [], "course (call)": []}
     for _ in range(args.repeats):
         times["plain PyTorch"].append(plain_loop(plain_model(), blocks, train_cfg))
-        loop, call = course_loop(cfg, tokenizer, blocks, train_cfg)
+        loop, call = course_loop(new_model(cfg, tokenizer), blocks, train_cfg)
         times["course (loop)"].append(loop)
         times["course (call)"].append(call)
 
