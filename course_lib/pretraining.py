@@ -546,6 +546,7 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
         pool, items = icl_items(cfg, lang, task)
         questions = items[:num_questions]
         longest = max(len(tokenizer(" " + q["answer"], add_special_tokens=False)["input_ids"]) for q in questions)
+        needed = lambda text: len(tokenizer(text)["input_ids"]) + longest + 3  # <eos>, the prompt, longest + 2 new tokens
         for k in shots:
             prompts, used = [], []
             for q in questions:
@@ -556,7 +557,6 @@ def icl_accuracy(model, tokenizer, cfg: Config, *, task: str = ICL_TASK, shots: 
                     others = kind if len(kind) >= k else others
                 examples = [(icl_question(r, lang), r["answer"]) for r in rng.sample(others, min(k, len(others)))]
                 prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
-                needed = lambda text: len(tokenizer(text)["input_ids"]) + longest + 3  # the prompt, <eos>, the answer
                 while examples and needed(prompt) > context:
                     examples = examples[1:]  # too long for the model's context: drop the first example
                     prompt = icl_prompt(ICL_DESCRIPTIONS[lang], examples, icl_question(q, lang), lang)
