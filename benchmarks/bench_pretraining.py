@@ -21,8 +21,8 @@ from torch import nn
 
 from course_lib import zoo
 from course_lib.config import load_config
-from course_lib.models import apply_rotary, count_parameters, document_mask, llama_ff_width, rotary_cos_sin
-from course_lib.pretraining import new_model
+from course_lib.models import (apply_rotary, count_parameters, document_mask, llama_ff_width, new_decoder,
+                               rotary_cos_sin)
 from course_lib.training import set_seed
 
 from bench_training_loop import course_loop, optimizer_and_schedule, print_rates  # this folder: run as a script
@@ -119,14 +119,14 @@ def main() -> None:
         set_seed(0)
         return GPT(len(tokenizer), m.d_model, m.n_layer, m.n_head, m.d_ff or llama_ff_width(m.d_model), m.dropout)
 
-    sizes = (count_parameters(new_model(cfg, tokenizer)), count_parameters(plain_model()))
+    sizes = (count_parameters(new_decoder(cfg, tokenizer)), count_parameters(plain_model()))
     if sizes[0] != sizes[1]:
         raise SystemExit(f"the two models differ in size: {sizes}")
     tokens = args.steps * train_cfg.batch_size * cfg.pretrain.block_size
     times = {"plain PyTorch": [], "course (loop)": [], "course (call)": []}
     for _ in range(args.repeats):
         times["plain PyTorch"].append(plain_loop(plain_model(), blocks, train_cfg))
-        loop, call = course_loop(new_model(cfg, tokenizer), blocks, train_cfg)
+        loop, call = course_loop(new_decoder(cfg, tokenizer), blocks, train_cfg)
         times["course (loop)"].append(loop)
         times["course (call)"].append(call)
 

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import LlamaConfig, LlamaForCausalLM, default_data_collator
 
 from course_lib.config import TrainConfig
-from course_lib.training import lr_schedule, read_metrics, set_seed, train
+from course_lib.runs import read_metrics
+from course_lib.training import lr_schedule, set_seed, train
 
 VOCAB = 256
 

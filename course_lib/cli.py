@@ -123,12 +123,19 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """Train a recipe's model into run.output_dir/<what>; runs under torchrun or accelerate launch."""
+    """Train a recipe's model into run.output_dir/<what>, resumably; runs under torchrun or accelerate launch.
+
+    ``base`` reads the ``tokenizer`` and ``pretrain-data`` artifacts: build them first
+    (``course zoo build tokenizer pretrain-data``) so that the processes share them instead
+    of each building its own.
+    """
+    from .pretraining import pretrain
     from .tour import train_tour
 
+    trainers = {"tour": train_tour, "base": pretrain}
     cfg = config_from_args(args)
     out = Path(args.output_dir or Path(cfg.run.output_dir) / args.what)
-    result = train_tour(cfg, out, resume=not args.restart)
+    result = trainers[args.what](cfg, out, resume=not args.restart)
     if int(os.environ.get("RANK", "0")) == 0:
         eval_loss = "not evaluated" if result.eval_loss is None else f"{result.eval_loss:.4f}"
         print(f"step {result.step}: train loss {result.train_loss:.4f}, eval loss {eval_loss}; outputs in {out}")
@@ -221,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="build: rebuild even if cached")
     p.add_argument("--all", action="store_true", help="clean: remove the whole cache, not only stale entries")
     p = add("train", cmd_train, "train a model with the course loop (works under torchrun / accelerate launch)")
-    p.add_argument("what", choices=["tour"], help="what to train")
+    p.add_argument("what", choices=["tour", "base"], help="what to train")
     p.add_argument("--output-dir", help="default: <run.output_dir>/<what>")
     p.add_argument("--restart", action="store_true", help="ignore checkpoints in the output dir")
     p = add("eval", cmd_eval, "evaluate a model on the course world's tasks (a table and a JSON file)")

@@ -10,19 +10,16 @@ for teaching; a test shows it computes what ``LlamaAttention`` computes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedModel,
-    T5Config,
-    T5ForConditionalGeneration,
-)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast, T5Config,
+                          T5ForConditionalGeneration)
 
-from .config import ConfigError, ModelConfig
+from .config import Config, ConfigError, ModelConfig
+from .runs import FINAL_DIR, read_metrics
 
 
 def llama_ff_width(d_model: int) -> int:
@@ -122,6 +119,52 @@ def count_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
 
 
+def new_decoder(cfg: Config, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """An untrained decoder of the ``model`` size for ``tokenizer``'s vocabulary, seeded by ``run.seed``.
+
+    It is read as it pretrains, on packed blocks of ``pretrain.block_size`` tokens, so
+    the block must fit the model's positions.
+    """
+    if cfg.pretrain.block_size > cfg.model.max_seq_len:
+        raise ConfigError(
+            f"'pretrain.block_size' ({cfg.pretrain.block_size}) must be <= 'model.max_seq_len' ({cfg.model.max_seq_len})"
+        )
+    torch.manual_seed(cfg.run.seed)
+    model = build_decoder(
+        cfg.model,
+        len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # A forward pass keeps no key/value cache (generate() still does: its generation_config
+    # says so). With a cache, transformers would ignore the restarting position ids of
+    # packed blocks and let the documents of a block attend to each other.
+    model.config.use_cache = False
+    return model
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with its tokenizer, run folder and training log: what the zoo's model artifacts return."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerFast
+    path: Path
+    metrics: list[dict]
+
+    @classmethod
+    def from_run(cls, path: Path, model_class=AutoModelForCausalLM) -> "TrainedModel":
+        """Load what ``training.train`` left in the run folder ``path`` (``final/`` and the log)."""
+        return cls(
+            model=model_class.from_pretrained(path / FINAL_DIR),
+            tokenizer=AutoTokenizer.from_pretrained(path / FINAL_DIR),
+            path=path,
+            metrics=read_metrics(path),
+        )
+
+
 # --------------------------------------------------------------------------- attention from scratch
 
 
@@ -133,7 +176,7 @@ def causal_mask(seq_len: int, device=None) -> torch.Tensor:
 def document_mask(position_ids: torch.Tensor) -> torch.Tensor:
     """(..., T, T) bool: the causal mask inside each document of a packed block, False across documents.
 
-    A document starts wherever ``position_ids`` is 0 (``pretraining.document_positions``).
+    A document starts wherever ``position_ids`` is 0 (``packing.document_positions``).
     """
     document = (position_ids == 0).cumsum(-1)  # which document of the block each token is in
     return (document[..., :, None] == document[..., None, :]) & causal_mask(position_ids.shape[-1], position_ids.device)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from . import zoo
 from .config import Config
-from .models import build_decoder
+from .models import TrainedModel, build_decoder
 from .tokenization import char_tokenizer
-from .training import TrainResult, read_metrics, train
+from .training import TrainResult, train
 
 ALPHABET = "0123456789+="
 IGNORE_INDEX = -100  # label value the loss skips (prompt and padding positions)
@@ -157,26 +156,6 @@ def _build_data(cfg: Config, out: Path) -> None:
     finally:
         if enabled:
             datasets.enable_progress_bars()
-
-
-@dataclass
-class TrainedModel:
-    """A trained model with its tokenizer, folder and training log."""
-
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerFast
-    path: Path
-    metrics: list[dict]
-
-    @classmethod
-    def from_run(cls, path: Path, model_class=AutoModelForCausalLM) -> "TrainedModel":
-        """Load what ``training.train`` left in the run folder ``path`` (``final/`` and the log)."""
-        return cls(
-            model=model_class.from_pretrained(path / "final"),
-            tokenizer=AutoTokenizer.from_pretrained(path / "final"),
-            path=path,
-            metrics=read_metrics(path / "metrics.jsonl"),
-        )
 
 
 def _load_model(path: Path, cfg: Config) -> TrainedModel:

@@ -37,7 +37,7 @@ from .config import Config, ConfigError, load_config
 CACHE_DIR_ENV = "COURSE_CACHE_DIR"
 MANIFEST = "manifest.json"
 # Modules whose import registers recipes; imported on first use of the registry.
-RECIPE_MODULES = ("course_lib.tour", "course_lib.pretraining", "course_lib.curation.effect")
+RECIPE_MODULES = ("course_lib.tour", "course_lib.curation.effect", "course_lib.pretraining", "course_lib.encdec")
 
 
 @dataclass(frozen=True)

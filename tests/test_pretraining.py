@@ -8,11 +8,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from course_lib import models
+from course_lib import cli, models, packing, zoo
 from course_lib import pretraining as P
-from course_lib import zoo
 from course_lib.config import load_config
-from course_lib.world import WorldDataError, build_world
+from course_lib.world import WorldDataError, build_world, split_documents
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +29,20 @@ def cfg():
 
 
 def test_pack_appends_end_tokens_and_cuts_full_blocks():
-    assert P.pack([[5, 6, 7], [8, 9], [3]], block_size=4, eos_id=0) == [[5, 6, 7, 0], [8, 9, 0, 3]]
+    assert packing.pack([[5, 6, 7], [8, 9], [3]], block_size=4, eos_id=0) == [[5, 6, 7, 0], [8, 9, 0, 3]]
     # 5 6 7 0 8 9 0 3 0: nine tokens make four blocks of two, and the last 0 is cut
-    assert P.pack([[5, 6, 7], [8, 9], [3]], block_size=2, eos_id=0) == [[5, 6], [7, 0], [8, 9], [0, 3]]
-    assert P.pack([[1]], block_size=4, eos_id=0) == []
-    assert P.pack([[1, 2, 3]], block_size=4, eos_id=0) == [[1, 2, 3, 0]]
+    assert packing.pack([[5, 6, 7], [8, 9], [3]], block_size=2, eos_id=0) == [[5, 6], [7, 0], [8, 9], [0, 3]]
+    assert packing.pack([[1]], block_size=4, eos_id=0) == []
+    assert packing.pack([[1, 2, 3]], block_size=4, eos_id=0) == [[1, 2, 3, 0]]
 
 
 def test_token_file_blocks_equal_pack(tmp_path, cfg):
     tok = zoo.get("tokenizer", cfg)
     texts = ["Jubal is a city in Nijol.", "주발은 니졸에 있는 도시이다.", "", "short"]
     path = tmp_path / "t.bin"
-    n = P.write_tokens(texts, tok, path, batch_size=3)
-    blocks = P.PackedBlocks(path, 5)
-    expected = P.pack(tok(texts, add_special_tokens=False)["input_ids"], 5, tok.eos_token_id)
+    n = packing.write_tokens(texts, tok, path, batch_size=3)
+    blocks = packing.PackedBlocks(path, 5)
+    expected = packing.pack(tok(texts, add_special_tokens=False)["input_ids"], 5, tok.eos_token_id)
     assert n == sum(len(t) + 1 for t in tok(texts, add_special_tokens=False)["input_ids"])
     assert len(blocks) == len(expected) == n // 5
     assert [blocks[i]["input_ids"].tolist() for i in range(len(blocks))] == expected
@@ -53,10 +52,10 @@ def test_token_file_blocks_equal_pack(tmp_path, cfg):
 
 
 def test_document_positions_restart_at_every_end_token():
-    assert P.document_positions(torch.tensor([5, 6, 0, 7, 8, 0, 9]), 0).tolist() == [0, 1, 0, 1, 2, 0, 1]
-    assert P.document_positions(torch.tensor([[0, 1, 2], [3, 0, 0]]), 0).tolist() == [[0, 1, 2], [0, 0, 0]]
-    assert P.document_positions(torch.tensor([4, 5, 6]), 0).tolist() == [0, 1, 2]  # no end token: one document
-    mask = models.document_mask(P.document_positions(torch.tensor([5, 6, 0, 7]), 0))
+    assert packing.document_positions(torch.tensor([5, 6, 0, 7, 8, 0, 9]), 0).tolist() == [0, 1, 0, 1, 2, 0, 1]
+    assert packing.document_positions(torch.tensor([[0, 1, 2], [3, 0, 0]]), 0).tolist() == [[0, 1, 2], [0, 0, 0]]
+    assert packing.document_positions(torch.tensor([4, 5, 6]), 0).tolist() == [0, 1, 2]  # no end token: one document
+    mask = models.document_mask(packing.document_positions(torch.tensor([5, 6, 0, 7]), 0))
     assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
 
 
@@ -67,10 +66,10 @@ def test_packed_documents_attend_only_to_themselves(tmp_path, cfg, arch, attenti
     tok = zoo.get("tokenizer", cfg)
     texts = ["Jubal is a city in Nijol.", "주발은 니졸에 있는 도시이다.", "Gego was founded in 1124 by Seunghul Bin."]
     path = tmp_path / "t.bin"
-    n = P.write_tokens(texts, tok, path)
-    row = P.PackedBlocks(path, n, tok.eos_token_id)[0]
-    assert P.PackedBlocks(path, n)[0].keys() == {"input_ids", "labels"}  # without eos_id: plain blocks
-    model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.0", f"model.attention={attention}"]),
+    n = packing.write_tokens(texts, tok, path)
+    row = packing.PackedBlocks(path, n, tok.eos_token_id)[0]
+    assert packing.PackedBlocks(path, n)[0].keys() == {"input_ids", "labels"}  # without eos_id: plain blocks
+    model = models.new_decoder(load_config("ci", [f"model.arch={arch}", "model.dropout=0.0", f"model.attention={attention}"]),
                         tok).eval()
     assert model.config._attn_implementation == attention
     ids, positions = row["input_ids"][None], row["position_ids"][None]
@@ -92,7 +91,7 @@ def test_eager_and_sdpa_attention_train_alike(cfg, arch):
     tok = zoo.get("tokenizer", cfg)
     grads = {}
     for attention in ("sdpa", "eager"):
-        model = P.new_model(load_config("ci", [f"model.arch={arch}", "model.dropout=0.1", f"model.attention={attention}"]),
+        model = models.new_decoder(load_config("ci", [f"model.arch={arch}", "model.dropout=0.1", f"model.attention={attention}"]),
                             tok).train()
         torch.manual_seed(1)  # the same dropout masks, if both draw them alike
         loss = model(**batch).loss
@@ -111,11 +110,11 @@ def test_world_corpus_excludes_news_after_the_cutoff(cfg):
 
 def test_split_keeps_duplicate_clusters_together(cfg):
     docs = list(P.corpus_documents(cfg))
-    train, held = P.split_documents(docs, 0.2)
+    train, held = split_documents(docs, 0.2)
     assert len(train) + len(held) == len(docs) and 0.1 < len(held) / len(docs) < 0.3
     clusters = lambda ds: {d["dup_cluster"] for d in ds if d["dup_cluster"]}
     assert clusters(held) and not clusters(train) & clusters(held)
-    assert P.split_documents(docs, 0.2) == (train, held)  # deterministic
+    assert split_documents(docs, 0.2) == (train, held)  # deterministic
 
 
 # --------------------------------------------------------------------------- the config path to real corpora
@@ -162,8 +161,8 @@ def test_a_tiny_stand_in_pretrains_from_a_streamed_local_dataset(tmp_path):
     assert base.metrics[-1]["step"] == 3 and base.model.config.hidden_size == 32
     assert len(base.tokenizer) == 300 and base.model.config.vocab_size == 300
     # The entry point for long runs (accelerate launch / torchrun) trains the same model into a run folder.
-    args = ["--profile", "ci", "--output-dir", str(tmp_path / "run")] + [a for o in overrides for a in ("--set", o)]
-    assert P.main(args) == 0
+    args = ["train", "base", "--profile", "ci", "--output-dir", str(tmp_path / "run")]
+    assert cli.main(args + [a for o in overrides for a in ("--set", o)]) == 0
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file() and (tmp_path / "run" / "checkpoints").is_dir()
 
 
@@ -238,7 +237,7 @@ def test_base_learns_and_reports_held_out_perplexity(cfg, base):
     evals = [r["eval_loss"] for r in base.metrics if "eval_loss" in r]
     assert evals[-1] < evals[0] and evals[-1] < 0.4 * math.log(len(base.tokenizer)), evals  # log V: a uniform guess
     held_out = zoo.get("pretrain-data", cfg)["eval"]
-    ppl = P.perplexity(base.model, held_out)
+    ppl = packing.perplexity(base.model, held_out)
     assert 1.0 < ppl < len(base.tokenizer) / 20  # far better than guessing among the vocabulary
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from transformers import T5ForConditionalGeneration
 
-from course_lib import pretraining as P
+from course_lib import encdec as E
 from course_lib import zoo
 from course_lib.config import ConfigError, ModelConfig, load_config
 from course_lib.models import build_decoder, build_encoder_decoder, count_parameters, llama_ff_width
@@ -52,14 +52,14 @@ def test_gpt2_arch_gives_the_original_t5_feed_forward_and_bad_heads_are_an_error
 
 
 def test_t5_data_is_the_packed_corpus_span_corrupted(cfg):
-    train_data, eval_data = P.span_corruption_data(cfg)
+    train_data, eval_data = E.span_corruption_data(cfg)
     blocks = zoo.get("pretrain-data", cfg)
     t = cfg.pretrain.train
     assert len(eval_data) == len(blocks["eval"]) > 0
     assert len(train_data) >= t.max_steps * t.batch_size > len(blocks["train"])  # fresh spans on each pass
-    sentinels = set(P.sentinel_ids(zoo.get("tokenizer", cfg)))
+    sentinels = set(E.sentinel_ids(zoo.get("tokenizer", cfg)))
     row = train_data[len(blocks["train"]) + 3]  # block 3, second pass
-    n, s = P.noise_span_counts(cfg.pretrain.block_size)
+    n, s = E.noise_span_counts(cfg.pretrain.block_size)
     assert row["input_ids"].shape == (cfg.pretrain.block_size - n + s + 1,) and row["labels"].shape == (n + s + 1,)
     hidden = [t for t in row["input_ids"][:-1].tolist() + row["labels"][:-1].tolist() if t not in sentinels]
     assert sorted(hidden) == sorted(blocks["train"][3]["input_ids"].tolist())
@@ -101,10 +101,10 @@ def test_t5_is_cached_by_the_zoo(cfg, t5):
 @pytest.mark.slow
 def test_t5_fills_in_sentinels_in_order(cfg, t5):
     """Greedy output on a held-out input starts with <extra_id_0> and lists the sentinels in order."""
-    _, eval_data = P.span_corruption_data(cfg)
+    _, eval_data = E.span_corruption_data(cfg)
     row = eval_data[0]
     out = t5.model.generate(input_ids=row["input_ids"][None], max_new_tokens=40, do_sample=False)[0].tolist()
-    sentinels = P.sentinel_ids(t5.tokenizer)
+    sentinels = E.sentinel_ids(t5.tokenizer)
     assert out[0] == t5.tokenizer.pad_token_id and out[1] == sentinels[0]  # decoding starts from pad
     emitted = [t for t in out if t in sentinels]
     assert emitted == sentinels[: len(emitted)] and len(emitted) >= 2

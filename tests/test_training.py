@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -18,17 +19,8 @@ import yaml
 from transformers import AutoModelForCausalLM, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
 from course_lib.config import Config
-from course_lib.training import (
-    ShuffledStream,
-    TrainResult,
-    latest_checkpoint,
-    list_checkpoints,
-    lr_schedule,
-    plot_loss,
-    read_metrics,
-    set_seed,
-    train,
-)
+from course_lib.runs import latest_checkpoint, list_checkpoints, read_metrics
+from course_lib.training import ShuffledStream, TrainResult, lr_schedule, plot_loss, set_seed, train
 from ddp_worker import SEQ_LEN, counting_dataset, small_config, tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
@@ -298,3 +290,28 @@ def test_fsdp_launch_config_builds_an_fsdp2_plugin(monkeypatch):
     assert plugin.fsdp_version == 2 and plugin.auto_wrap_policy is not None
     # The wrapped unit is the Llama block, the one transformers itself never splits.
     assert plugin.transformer_cls_names_to_wrap == LlamaForCausalLM._no_split_modules == ["LlamaDecoderLayer"]
+
+
+def test_loop_gives_the_recorded_loss_curve():
+    """The loop's numbers did not move when ``train`` was split into named helpers.
+
+    ``data/fixtures/training/loop_curve.json`` is the metrics log of this run made by ``train``
+    before the split (its commit is in the file): dropout, two accumulated micro-batches,
+    clipping, evaluation and checkpoints. On a CPU with the same kernels (torch's CPU
+    capability) every number must match to the last digit; on another CPU, float sums may
+    round differently, so there the bound is 1e-5 relative.
+    """
+    recorded = json.loads((REPO / "data" / "fixtures" / "training" / "loop_curve.json").read_text())
+    cfg = small_config(max_steps=30, grad_accum_steps=2, eval_every=10, eval_batches=2, save_every=10, log_every=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        train(tiny_llama(dropout=0.1), counting_dataset(64), cfg, output_dir=tmp,
+              eval_dataset=counting_dataset(8, seed=1), seed=3)
+        rows = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_metrics(tmp)]
+    same_kernels = (recorded["torch"], recorded["cpu_capability"]) == (
+        torch.__version__, torch.backends.cpu.get_cpu_capability())
+    assert len(rows) == len(recorded["rows"]) == 33  # 30 train lines and 3 eval lines
+    if same_kernels:
+        assert rows == recorded["rows"]
+    else:
+        for row, expected in zip(rows, recorded["rows"]):
+            assert row == pytest.approx(expected, rel=1e-5)

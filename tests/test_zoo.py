@@ -60,7 +60,7 @@ def fresh_fingerprints():
 
 
 def test_key_follows_the_code_a_recipe_reaches(monkeypatch, fresh_fingerprints):
-    from course_lib import pretraining as P
+    from course_lib.encdec import t5 as T5
     from course_lib.world import documents as D
 
     cfg = load_config("ci")
@@ -69,8 +69,8 @@ def test_key_follows_the_code_a_recipe_reaches(monkeypatch, fresh_fingerprints):
     def new_t5_model(cfg, tokenizer):  # an edited copy of the function the t5 recipe calls (through pretrain_t5)
         return None
 
-    new_t5_model.__module__ = "course_lib.pretraining"
-    monkeypatch.setattr(P, "new_t5_model", new_t5_model)
+    new_t5_model.__module__ = "course_lib.encdec.t5"
+    monkeypatch.setattr(T5, "new_t5_model", new_t5_model)
     zoo.code_fingerprint.cache_clear()
     assert zoo.cache_key("t5", cfg) != t5
     assert zoo.cache_key("pretrain-data", cfg) == data  # pretrain-data never calls it

@@ -24,7 +24,7 @@ Two pieces:
 
 Both models use one tokenizer, the chapter 03 tokenizer trained on the *raw* training
 documents, so the vocabulary is not a second difference between the runs: only the
-training text differs. Held-out documents are chosen by ``pretraining.is_held_out``,
+training text differs. Held-out documents are chosen by ``world.is_held_out``,
 which hashes the duplicate cluster, so no copy of a held-out page is trained on in
 either run.
 """
@@ -42,8 +42,11 @@ import torch
 
 from .. import zoo
 from ..config import Config, TrainConfig
-from ..pretraining import PackedBlocks, is_held_out, new_model, perplexity, write_tokens
-from ..training import read_metrics, train
+from ..models import new_decoder
+from ..packing import PackedBlocks, perplexity, write_tokens
+from ..runs import read_metrics
+from ..training import train
+from ..world.splits import is_held_out
 from . import pipeline
 
 DOCUMENTS_FILE = "documents.jsonl"
@@ -153,14 +156,14 @@ def train_on(cfg: Config, train_docs: list[dict], held_out: list[dict], tokenize
     block = cfg.pretrain.block_size
     train_blocks = _blocks(train_docs, tokenizer, out / "train.bin", block)
     eval_blocks = _blocks(held_out, tokenizer, out / "eval.bin", block)
-    model = new_model(cfg, tokenizer)
+    model = new_decoder(cfg, tokenizer)
     result = train(model, train_blocks, train_cfg or cfg.pretrain.train, output_dir=out,
                    eval_dataset=eval_blocks if len(eval_blocks) else None, seed=cfg.run.seed, resume=False, config=cfg)
     return model, result
 
 
 def held_out_perplexity(model, tokenizer, held_out: list[dict], block_size: int, folder: str | Path) -> float:
-    """Perplexity of ``model`` on ``held_out`` packed in ``block_size`` blocks (``pretraining.perplexity``)."""
+    """Perplexity of ``model`` on ``held_out`` packed in ``block_size`` blocks (``packing.perplexity``)."""
     return perplexity(model, _blocks(held_out, tokenizer, Path(folder) / "held_out.bin", block_size))
 
 
@@ -419,14 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from ..cli import config_from_args
+    from ..config import load_config
 
     parser = argparse.ArgumentParser(description="train on raw vs curated world data and compare")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
-    cfg = config_from_args(args)
+    cfg = load_config(args.profile, args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
         results = curation_effect(cfg, args.output_dir or tmp)
     print(json.dumps(results["setup"]))

@@ -125,8 +125,7 @@ class Task:
 
 def _held_out_documents(config, lang: str) -> list[dict]:
     """World documents of ``lang`` held out of pretraining for perplexity (chapter 03's split)."""
-    from course_lib.pretraining import is_held_out
-    from course_lib.world import load
+    from course_lib.world import is_held_out, load
 
     docs = load("documents", config).select_columns(["id", "text", "lang", "in_pretraining", "dup_cluster"]).to_list()
     return [{"id": d["id"], "text": d["text"], "lang": d["lang"]} for d in docs

@@ -1,0 +1,36 @@
+"""Chapter 03, decoder pretraining: the course tokenizer, packed data, the ``base`` model and what it learned.
+
+The pipeline, each step a function a notebook can call on its own::
+
+    documents      data.corpus_documents(cfg)         world documents (in_pretraining) and/or a real corpus
+    split          world.split_documents(docs, ...)   held-out documents for perplexity, by duplicate cluster
+    tokenizer      zoo.get("tokenizer")               byte-level BPE on the training documents (base.py)
+    blocks         packing.pack / PackedBlocks        documents + <|endoftext|>, concatenated, cut into blocks
+    model          zoo.get("base")                    models.new_decoder(cfg) trained by base.pretrain
+    evaluation     packing.perplexity                 held-out perplexity
+                   probes.fact_recall                 recall of the world's facts against how often they were read
+                   icl.icl_accuracy                   worked examples in the prompt: in-context learning
+                   induction.repeated_tokens_loss     the induction-head test
+    copying        induction.learn_to_copy(cfg)       a tiny model on repeated random tokens: induction heads form
+
+Modules: ``data`` (the corpus, tokenizer fragmentation), ``base`` (the zoo recipes
+``tokenizer``, ``pretrain-data`` and ``base``), ``probes`` (completions, fact recall),
+``icl`` (in-context learning), ``induction`` (repeated tokens, the copier). Chapter 04
+(``course_lib.encdec``) pretrains ``t5`` on the same packed blocks.
+
+``python -m course_lib train base --profile gpu`` pretrains ``base`` into a resumable run
+folder, under ``accelerate launch`` or ``torchrun`` too.
+"""
+
+from .base import pretrain
+from .data import TOKEN_FILES, corpus_documents, stream_hf, tokenizer_fragmentation
+from .icl import (ICL_DESCRIPTIONS, ICL_LABELS, ICL_TASK, answer_nll, icl_accuracy, icl_items, icl_prompt, icl_question,
+                  question_kind)
+from .induction import RepeatedTokens, learn_to_copy, repeated_tokens_loss
+from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_recall, recall_by_frequency,
+                     recall_context, recall_probe)
+
+__all__ = ["pretrain", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
+           "ICL_LABELS", "ICL_TASK", "answer_nll", "icl_accuracy", "icl_items", "icl_prompt", "icl_question",
+           "question_kind", "RepeatedTokens", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
+           "fact_frequency", "fact_recall", "frequent_recall", "recall_by_frequency", "recall_context", "recall_probe"]
