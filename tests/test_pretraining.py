@@ -259,7 +259,7 @@ def test_often_seen_facts_are_recalled_more_than_rare_ones(cfg, base):
 
 def test_icl_prompts_hold_k_examples_of_the_same_kind(cfg, base, monkeypatch):
     seen = []
-    monkeypatch.setattr(P, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
+    monkeypatch.setattr(P.icl, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
     monkeypatch.setattr(base.model.config, "max_position_embeddings", 10_000)  # room for every example
     rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[0, 2], num_questions=5, langs=["en"])
     assert [(r["k"], r["questions"], r["accuracy"]) for r in rows] == [(0, 5, 0.0), (2, 5, 0.0)]
@@ -273,7 +273,7 @@ def test_icl_prompts_hold_k_examples_of_the_same_kind(cfg, base, monkeypatch):
 
 def test_icl_prompts_drop_examples_that_do_not_fit_the_context(cfg, base, monkeypatch):
     seen = []
-    monkeypatch.setattr(P, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
+    monkeypatch.setattr(P.icl, "complete", lambda model, tok, prompts, n, bs=32: seen.append(prompts) or ["x"] * len(prompts))
     context = base.model.config.max_position_embeddings
     rows = P.icl_accuracy(base.model, base.tokenizer, cfg, shots=[30], num_questions=5, langs=["en"])
     assert all(len(base.tokenizer(p)["input_ids"]) < context for p in seen[0])  # 30 examples would not fit

@@ -150,10 +150,10 @@ def test_greedy_decoding_is_deterministic_and_returns_one_text_per_source(tokeni
 
 def test_evaluate_translation_scores_references_perfectly(tokenizer, pairs, monkeypatch):
     few = pairs["test"][:4]
-    monkeypatch.setattr(S, "translate", lambda model, tok, sources, **kw: [p["target"] for p in few])
+    monkeypatch.setattr(E.seq2seq, "translate", lambda model, tok, sources, **kw: [p["target"] for p in few])
     scores = E.evaluate_translation(tiny_t5(tokenizer), tokenizer, few)
     assert scores["chrF"] == pytest.approx(1.0) and scores["BLEU"] == pytest.approx(1.0)
-    monkeypatch.setattr(S, "translate", lambda model, tok, sources, **kw: ["" for _ in sources])
+    monkeypatch.setattr(E.seq2seq, "translate", lambda model, tok, sources, **kw: ["" for _ in sources])
     assert E.evaluate_translation(tiny_t5(tokenizer), tokenizer, few)["chrF"] == 0.0
 
 
