@@ -32,10 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock
+
 from .config import Config, ConfigError, load_config
 
 CACHE_DIR_ENV = "COURSE_CACHE_DIR"
 MANIFEST = "manifest.json"
+LOCK_DIR = ".locks"  # one lock file per artifact folder, held while it builds
 # Modules whose import registers recipes; imported on first use of the registry.
 RECIPE_MODULES = ("course_lib.tour", "course_lib.curation.effect", "course_lib.pretraining", "course_lib.encdec")
 
@@ -235,7 +238,12 @@ def is_built(name: str, profile: str | Config | None = None, overrides=()) -> bo
 
 
 def build(name: str, profile: str | Config | None = None, overrides=(), *, force: bool = False) -> Path:
-    """Build artifact ``name`` unless it is cached (or ``force``); return its folder."""
+    """Build artifact ``name`` unless it is cached (or ``force``); return its folder.
+
+    Processes that share a cache (two test workers, two notebooks) take turns: the
+    first builds while holding the artifact's lock file, the others wait for it and
+    then load what it built.
+    """
     cfg = _resolve_config(profile, overrides)
     final = path(name, cfg)
     if (final / MANIFEST).is_file() and not force:
@@ -243,14 +251,23 @@ def build(name: str, profile: str | Config | None = None, overrides=(), *, force
     r = recipe(name)
     for dep in r.deps:
         build(dep, cfg)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    (final.parent / LOCK_DIR).mkdir(parents=True, exist_ok=True)
+    with FileLock(final.parent / LOCK_DIR / f"{final.name}.lock"):
+        if (final / MANIFEST).is_file() and not force:  # built by another process while this one waited
+            return final
+        _build_into(r, cfg, final, force)
+    return final
+
+
+def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
+    """Run ``r.build`` in a temporary folder, write its manifest last, and rename it to ``final``."""
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         start = time.perf_counter()
         r.build(cfg, tmp)
         manifest = {
-            "name": name,
+            "name": r.name,
             "key": final.name.rsplit("-", 1)[1],
             "profile": cfg.profile,
             "sections": {s: cfg.to_dict()[s] for s in r.sections},
@@ -270,7 +287,6 @@ def build(name: str, profile: str | Config | None = None, overrides=(), *, force
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def get(name: str, profile: str | Config | None = None, overrides=()) -> Any:
@@ -299,7 +315,9 @@ def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), e
     current = {path(n, cfg).name for n in recipes()}
     removed = []
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".tmp-"):
+        if entry.name == LOCK_DIR:  # lock files of builds, kept unless everything goes
+            name, stale = LOCK_DIR, False
+        elif entry.name.startswith(".tmp-"):
             # .tmp-<name>-<key>-<pid>-<nonce>: an interrupted build unless its process still runs.
             name, _key, pid, _nonce = entry.name[len(".tmp-"):].rsplit("-", 3)
             stale = not _process_alive(int(pid))

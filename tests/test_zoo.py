@@ -23,6 +23,11 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def entries(cache: Path) -> list[Path]:
+    """The cache's artifact folders, finished or not (without the lock files)."""
+    return sorted(p for p in cache.iterdir() if p.name != zoo.LOCK_DIR)
+
+
 def test_get_builds_once_then_loads_from_cache(cache):
     assert not zoo.is_built("test-seed", "ci")
     assert zoo.get("test-seed", "ci") == "seed=0"
@@ -117,7 +122,7 @@ def test_a_failing_build_leaves_nothing(cache):
     with pytest.raises(RuntimeError, match="recipe bug"):
         zoo.get("test-fails", "ci")
     assert not zoo.is_built("test-fails", "ci")
-    assert list(cache.iterdir()) == []
+    assert entries(cache) == []
 
 
 def test_killed_build_leaves_nothing_that_get_loads(cache):
@@ -128,7 +133,7 @@ def test_killed_build_leaves_nothing_that_get_loads(cache):
     )
     try:
         assert proc.stdout.readline().strip() == "BUILD STARTED"
-        partial = [p for p in cache.iterdir()]
+        partial = entries(cache)
         assert len(partial) == 1 and partial[0].name.startswith(".tmp-test-slow-")
         assert (partial[0] / "value.txt").read_text() == "half written"
     finally:
@@ -139,13 +144,24 @@ def test_killed_build_leaves_nothing_that_get_loads(cache):
     assert zoo.get("test-slow", "ci") == "complete"  # rebuilt from scratch
 
 
+def test_two_processes_asking_at_once_build_once(cache):
+    """A build in one process and a get in another do not race: the second waits, then loads."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "SLOW_BUILD_SECONDS": "3"}
+    script = "import zoo_recipes; from course_lib import zoo; print(zoo.get('test-slow', 'ci'), flush=True)"
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0].splitlines() for p in procs]
+    assert sorted(outputs) == [["BUILD STARTED", "complete"], ["complete"]]  # one built, the other waited
+    assert [p.name for p in entries(cache)] == [zoo.path("test-slow", "ci").name]
+
+
 def test_clean_keeps_current_entries_and_removes_stale_ones(cache):
     zoo.get("test-seed", "ci")
     zoo.get("test-seed", "ci", ["run.seed=1"])
     removed = zoo.clean("ci", names=("test-seed",))  # seed=1 is not the ci profile's current key
     assert [p.name for p in removed] == [zoo.path("test-seed", "ci", ["run.seed=1"]).name]
     assert zoo.is_built("test-seed", "ci")
-    assert zoo.clean("ci", everything=True) == [zoo.path("test-seed", "ci")]
+    assert zoo.clean("ci", everything=True) == [cache / zoo.LOCK_DIR, zoo.path("test-seed", "ci")]
     assert not zoo.is_built("test-seed", "ci")
 
 

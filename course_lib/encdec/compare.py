@@ -174,16 +174,6 @@ def pretrain_objective(cfg: Config, mean_noise_span_length: float, steps: int, o
     schedule shortened to ``steps``. Returns the model and ``{"seconds", "input_tokens",
     "target_tokens", "final_loss"}`` (tokens per example, padding excluded).
     """
-    from .pretraining import (
-        TOKEN_FILES,
-        PackedBlocks,
-        SpanCorruptedBlocks,
-        SpanCorruptionCollator,
-        new_t5_model,
-        noise_span_counts,
-        sentinel_ids,
-    )
-
     tokenizer = zoo.get("tokenizer", cfg)
     block = cfg.pretrain.block_size
     available = len(sentinel_ids(tokenizer))
