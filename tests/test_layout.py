@@ -150,3 +150,24 @@ def test_every_module_says_what_it_holds():
 def test_modules_fit_on_a_few_screens():
     long = {m: n for m, p in modules().items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
     assert not long, f"split these modules (over {MAX_MODULE_LINES} lines): {long}"
+
+
+MAX_FUNCTION_LINES = 60
+# Notebook-facing experiments may run longer: each is one experiment a learner reads top to bottom.
+EXPERIMENTS: set[str] = set()
+
+
+def function_lengths(path: Path) -> dict[str, int]:
+    """Lines of code of each function in ``path``, its docstring left out."""
+    lengths = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
+            lengths[node.name] = node.end_lineno - body[0].lineno + 1
+    return lengths
+
+
+def test_functions_fit_on_a_screen():
+    long = {f"{m}.{name}": n for m, p in modules().items() for name, n in function_lengths(p).items()
+            if n > MAX_FUNCTION_LINES and f"{m}.{name}" not in EXPERIMENTS}
+    assert not long, f"split these functions (over {MAX_FUNCTION_LINES} lines of code): {long}"

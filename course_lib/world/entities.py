@@ -184,12 +184,27 @@ class EntityGraph:
 
 
 def build_graph(config: WorldConfig) -> EntityGraph:
-    """Generate all entities and facts of the world from ``config.seed``."""
+    """Generate all entities and facts of the world from ``config.seed``.
+
+    Each kind is drawn in turn from one random stream, so the order below is part of the
+    world: places, people, organizations (and who works where), inventions, works, events.
+    """
     g = EntityGraph(config)
     names = NameBook(rng_for(config.seed, "names"))
     rng = rng_for(config.seed, "entities")
-    cutoff_year = g.cutoff.year
+    cities = _add_places(g, names, rng)
+    people = _add_people(g, names, rng, cities)
+    orgs = _add_organizations(g, names, rng, people, cities)
+    _add_employers(g, rng, people, orgs)
+    _add_inventions(g, names, rng, people)
+    _add_works(g, rng, people, cities)
+    _add_events(g, names, rng, cities, orgs)
+    return g
 
+
+def _add_places(g: EntityGraph, names: NameBook, rng: random.Random) -> list[Entity]:
+    """Countries and cities (population, founding year); each country's capital is its largest city."""
+    config = g.config
     countries = [g.add_entity("country", names.place()) for _ in range(config.countries)]
     cities = []
     for i in range(config.cities):
@@ -204,18 +219,26 @@ def build_graph(config: WorldConfig) -> EntityGraph:
     for country in countries:
         own = [c for c in cities if g.value(c.id, "country") == country.id]
         g.add_fact(country, "capital", max(own, key=lambda c: g.value(c.id, "population")).id)
+    return cities
 
+
+def _add_people(g: EntityGraph, names: NameBook, rng: random.Random, cities: list[Entity]) -> list[Entity]:
     people = []
-    for _ in range(config.people):
+    for _ in range(g.config.people):
         person = g.add_entity("person", names.person())
         people.append(person)
         g.add_fact(person, "birth_year", rng.randrange(1900, 2001))
         g.add_fact(person, "birth_place", rng.choice(cities).id)
         g.add_fact(person, "occupation", rng.choice(sorted(LABELS["occupation"])))
+    return people
 
+
+def _add_organizations(g: EntityGraph, names: NameBook, rng: random.Random, people: list[Entity],
+                       cities: list[Entity]) -> list[Entity]:
+    """Organizations, each founded by a person old enough, before the cutoff."""
     orgs = []
     org_kinds = sorted(LABELS["org_kind"])
-    for _ in range(config.organizations):
+    for _ in range(g.config.organizations):
         kind = rng.choice(org_kinds)
         root = names.place()
         en, ko = LABELS["org_kind"][kind]
@@ -224,9 +247,13 @@ def build_graph(config: WorldConfig) -> EntityGraph:
         founder = rng.choice(people)
         born = g.value(founder.id, "birth_year")
         g.add_fact(org, "founder", founder.id)
-        g.add_fact(org, "org_founded", rng.randrange(born + 22, min(born + 60, cutoff_year)))
+        g.add_fact(org, "org_founded", rng.randrange(born + 22, min(born + 60, g.cutoff.year)))
         g.add_fact(org, "headquarters", rng.choice(cities).id)
         g.add_fact(org, "industry", rng.choice(sorted(LABELS["industry"])))
+    return orgs
+
+
+def _add_employers(g: EntityGraph, rng: random.Random, people: list[Entity], orgs: list[Entity]) -> None:
     for person in people:
         born = g.value(person.id, "birth_year")
         # an employer must exist by the time the person is 45
@@ -234,9 +261,12 @@ def build_graph(config: WorldConfig) -> EntityGraph:
         if options:
             g.add_fact(person, "employer", rng.choice(options).id)
 
+
+def _add_inventions(g: EntityGraph, names: NameBook, rng: random.Random, people: list[Entity]) -> None:
+    """Inventions by employed people, dated within the inventor's working life and the employer's existence."""
     inventors = [p for p in people if g.fact(p.id, "employer")]
     invention_kinds = sorted(LABELS["invention_kind"])
-    for _ in range(config.inventions if inventors else 0):
+    for _ in range(g.config.inventions if inventors else 0):
         kind = rng.choice(invention_kinds)
         root = names.place()
         en, ko = LABELS["invention_kind"][kind]
@@ -244,11 +274,15 @@ def build_graph(config: WorldConfig) -> EntityGraph:
         inventor = rng.choice(inventors)
         org = g.value(inventor.id, "employer")
         start = max(g.value(inventor.id, "birth_year") + 20, g.value(org, "org_founded"))
-        end = min(g.value(inventor.id, "birth_year") + 75, cutoff_year - 1)
+        end = min(g.value(inventor.id, "birth_year") + 75, g.cutoff.year - 1)
         g.add_fact(invention, "inventor", inventor.id)
         g.add_fact(invention, "invented", rng.randrange(start, max(start, end) + 1))
         g.add_fact(invention, "developed_at", org)
 
+
+def _add_works(g: EntityGraph, rng: random.Random, people: list[Entity], cities: list[Entity]) -> None:
+    """Books with distinct titles ("The <noun> of <city>"), each by an author of writing age."""
+    config, cutoff_year = g.config, g.cutoff.year
     titles: set[tuple[str, str]] = set()
     nouns = sorted(LABELS["title_noun"])
     if config.works > len(nouns) * len(cities):
@@ -266,6 +300,11 @@ def build_graph(config: WorldConfig) -> EntityGraph:
         g.add_fact(work, "published", rng.randrange(born + 18, max(born + 19, min(born + 85, cutoff_year))))
         g.add_fact(work, "genre", rng.choice(sorted(LABELS["genre"])))
 
+
+def _add_events(g: EntityGraph, names: NameBook, rng: random.Random, cities: list[Entity],
+                orgs: list[Entity]) -> None:
+    """Events, the last ``after_cutoff_fraction`` of them after the knowledge cutoff; one of a kind per city and year."""
+    config = g.config
     event_keys: set[tuple[str, str, int]] = set()
     event_kinds = sorted(LABELS["event_kind"])
     n_after = round(config.events * config.after_cutoff_fraction)
@@ -291,4 +330,3 @@ def build_graph(config: WorldConfig) -> EntityGraph:
         g.add_fact(event, "location", city.id, date)
         g.add_fact(event, "event_date", date, date)
         g.add_fact(event, "organizer", rng.choice(organizers).id, date)
-    return g

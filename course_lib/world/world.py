@@ -137,77 +137,85 @@ def _web_documents(g: EntityGraph, config: WorldConfig) -> list[D.Document]:
     rng = rng_for(config.seed, "docs", "web")
     sites = D.make_sites(config.seed)
     people = [g.entities[i] for i in g.ids_of("person")]
-    pages: list[tuple[D.Document, list[tuple[str, str]]]] = []
-    for i in range(config.web_docs):
-        lang = _lang(rng, config)
-        site = rng.choice([s for s in sites if s[1] == lang])
-        entity = D.pick_entity(g, rng)
-        doc, body = D.web_page(g, entity, site, rng, f"web-{i:05d}")
-        keyword = g.name(entity, lang)
-        tb, flags = D.TextBuilder(), []
-        if rng.random() < config.boilerplate_rate:
-            N.boilerplate_head(tb, lang)
-            flags.append("boilerplate")
-        tb.pieces += body.pieces
-        extras = [
-            ("keyword_spam", config.spam_rate, lambda: N.keyword_spam(tb, lang, keyword, rng)),
-            ("repeated_lines", config.repeated_lines_rate, lambda: N.repeated_lines(tb, lang, rng)),
-            ("repeated_ngrams", config.repeated_ngrams_rate, lambda: N.repeated_ngrams(tb, lang, keyword, rng)),
-            ("lorem_ipsum", config.lorem_rate, lambda: N.lorem(tb)),
-            ("gibberish", config.gibberish_rate, lambda: N.gibberish(tb, lang, rng)),
-            ("code_in_prose", config.code_in_prose_rate, lambda: N.code_in_prose(tb, rng)),
-        ]
-        for flag, rate, inject in extras:
-            if rng.random() < rate:
-                inject()
-                flags.append(flag)
-        if rng.random() < config.pii_rate:
-            person = rng.choice(people).name.en
-            for kind in rng.sample(N.PII_TYPES, rng.randint(1, 3)):
-                value = N.add_pii(tb, kind, lang, rng, person, g.cutoff)
-                if kind == "rrn_post2020":  # a page cannot predate the birth it mentions
-                    doc.date = max(doc.date, N.rrn_birth_date(value).isoformat())
-        if rng.random() < config.lookalike_rate:
-            N.add_lookalike(tb, lang, rng)
-        if "boilerplate" in flags:
-            N.boilerplate_foot(tb, lang, site[0], doc.date[:4])
-        doc.text, doc.pii = tb.build()
-        doc.quality_flags = flags
-        pages.append((doc, tb.pieces))
-
+    pages = [_noisy_web_page(g, config, rng, sites, people, f"web-{i:05d}") for i in range(config.web_docs)]
     out = [doc for doc, _ in pages]
-    n = len(out)
     for doc, pieces in pages:
-        cluster = f"dup-{doc.id}"
-        copies = []
-        if rng.random() < config.exact_dup_rate:
-            site = rng.choice([s for s in sites if s[1] == doc.lang and s[0] not in doc.url])
-            copies.append(N.copy_document(doc, f"web-{n:05d}", url=f"https://{site[0]}/copy/{doc.id[-5:]}",
-                                          quality_flags=doc.quality_flags + ["exact_duplicate"], page_id=""))
-            n += 1
-        if rng.random() < config.near_dup_rate and config.near_dup_edit_rates:
-            rate = rng.choice(config.near_dup_edit_rates)
-            text, spans = _assemble(N.near_duplicate_pieces(pieces, rate, rng))
-            site = rng.choice([s for s in sites if s[1] == doc.lang and s[0] not in doc.url])
-            # an edit may have hit a fact's words: keep only the facts the copy still states
-            still = [f for f in doc.fact_ids if g.name(g.facts[f].subject, doc.lang) in text
-                     and g.value_text(g.facts[f], doc.lang) in text]
-            copies.append(N.copy_document(doc, f"web-{n:05d}", url=f"https://{site[0]}/re/{doc.id[-5:]}", text=text,
-                                          pii=spans, fact_ids=still, quality_flags=doc.quality_flags + ["near_duplicate"],
-                                          page_id="", edit_rate=rate))
-            n += 1
-        if rng.random() < config.url_variant_rate:
-            for _ in range(rng.randint(1, 2)):
-                copies.append(N.copy_document(doc, f"web-{n:05d}", url=N.url_variant(doc.url, rng),
-                                              quality_flags=doc.quality_flags + ["url_variant"], page_id=doc.id))
-                n += 1
+        copies = _web_copies(g, config, rng, sites, doc, pieces, first_number=len(out))
         if copies:
-            doc.dup_cluster = cluster
+            doc.dup_cluster = f"dup-{doc.id}"
             for c in copies:
-                c.dup_cluster = cluster
+                c.dup_cluster = doc.dup_cluster
             out += copies
     rng.shuffle(out)
     return out
+
+
+def _noisy_web_page(g: EntityGraph, config: WorldConfig, rng, sites, people, doc_id: str):
+    """One web page about a random entity with the noise its rates draw: (document, its labelled pieces)."""
+    lang = _lang(rng, config)
+    site = rng.choice([s for s in sites if s[1] == lang])
+    entity = D.pick_entity(g, rng)
+    doc, body = D.web_page(g, entity, site, rng, doc_id)
+    keyword = g.name(entity, lang)
+    tb, flags = D.TextBuilder(), []
+    if rng.random() < config.boilerplate_rate:
+        N.boilerplate_head(tb, lang)
+        flags.append("boilerplate")
+    tb.pieces += body.pieces
+    extras = [
+        ("keyword_spam", config.spam_rate, lambda: N.keyword_spam(tb, lang, keyword, rng)),
+        ("repeated_lines", config.repeated_lines_rate, lambda: N.repeated_lines(tb, lang, rng)),
+        ("repeated_ngrams", config.repeated_ngrams_rate, lambda: N.repeated_ngrams(tb, lang, keyword, rng)),
+        ("lorem_ipsum", config.lorem_rate, lambda: N.lorem(tb)),
+        ("gibberish", config.gibberish_rate, lambda: N.gibberish(tb, lang, rng)),
+        ("code_in_prose", config.code_in_prose_rate, lambda: N.code_in_prose(tb, rng)),
+    ]
+    for flag, rate, inject in extras:
+        if rng.random() < rate:
+            inject()
+            flags.append(flag)
+    if rng.random() < config.pii_rate:
+        person = rng.choice(people).name.en
+        for kind in rng.sample(N.PII_TYPES, rng.randint(1, 3)):
+            value = N.add_pii(tb, kind, lang, rng, person, g.cutoff)
+            if kind == "rrn_post2020":  # a page cannot predate the birth it mentions
+                doc.date = max(doc.date, N.rrn_birth_date(value).isoformat())
+    if rng.random() < config.lookalike_rate:
+        N.add_lookalike(tb, lang, rng)
+    if "boilerplate" in flags:
+        N.boilerplate_foot(tb, lang, site[0], doc.date[:4])
+    doc.text, doc.pii = tb.build()
+    doc.quality_flags = flags
+    return doc, tb.pieces
+
+
+def _web_copies(g: EntityGraph, config: WorldConfig, rng, sites, doc: D.Document, pieces,
+                first_number: int) -> list[D.Document]:
+    """The copies the rates draw for ``doc``: exact, near (edited) and URL variants, numbered from ``first_number``."""
+    copies = []
+
+    def next_id() -> str:
+        return f"web-{first_number + len(copies):05d}"
+
+    if rng.random() < config.exact_dup_rate:
+        site = rng.choice([s for s in sites if s[1] == doc.lang and s[0] not in doc.url])
+        copies.append(N.copy_document(doc, next_id(), url=f"https://{site[0]}/copy/{doc.id[-5:]}",
+                                      quality_flags=doc.quality_flags + ["exact_duplicate"], page_id=""))
+    if rng.random() < config.near_dup_rate and config.near_dup_edit_rates:
+        rate = rng.choice(config.near_dup_edit_rates)
+        text, spans = _assemble(N.near_duplicate_pieces(pieces, rate, rng))
+        site = rng.choice([s for s in sites if s[1] == doc.lang and s[0] not in doc.url])
+        # an edit may have hit a fact's words: keep only the facts the copy still states
+        still = [f for f in doc.fact_ids if g.name(g.facts[f].subject, doc.lang) in text
+                 and g.value_text(g.facts[f], doc.lang) in text]
+        copies.append(N.copy_document(doc, next_id(), url=f"https://{site[0]}/re/{doc.id[-5:]}", text=text,
+                                      pii=spans, fact_ids=still, quality_flags=doc.quality_flags + ["near_duplicate"],
+                                      page_id="", edit_rate=rate))
+    if rng.random() < config.url_variant_rate:
+        for _ in range(rng.randint(1, 2)):
+            copies.append(N.copy_document(doc, next_id(), url=N.url_variant(doc.url, rng),
+                                          quality_flags=doc.quality_flags + ["url_variant"], page_id=doc.id))
+    return copies
 
 
 def _assemble(pieces: list[tuple[str, str]]) -> tuple[str, list[dict]]:
