@@ -153,8 +153,6 @@ def test_modules_fit_on_a_few_screens():
 
 
 MAX_FUNCTION_LINES = 60
-# Notebook-facing experiments may run longer: each is one experiment a learner reads top to bottom.
-EXPERIMENTS: set[str] = set()
 
 
 def function_lengths(path: Path) -> dict[str, int]:
@@ -169,5 +167,5 @@ def function_lengths(path: Path) -> dict[str, int]:
 
 def test_functions_fit_on_a_screen():
     long = {f"{m}.{name}": n for m, p in modules().items() for name, n in function_lengths(p).items()
-            if n > MAX_FUNCTION_LINES and f"{m}.{name}" not in EXPERIMENTS}
+            if n > MAX_FUNCTION_LINES}
     assert not long, f"split these functions (over {MAX_FUNCTION_LINES} lines of code): {long}"
