@@ -127,6 +127,8 @@ class PretrainConfig:
     tokenizer_documents: int = _bounded(0, ge=0, help="documents the tokenizer trains on; 0 uses all that are read")
     eval_fraction: float = _bounded(0.05, ge=0.0, le=0.5, help="documents held out for perplexity")
     block_size: int = _bounded(128, ge=8, help="tokens per packed training block (<= model.max_seq_len)")
+    copy_share: float = _bounded(0.0, ge=0.0, le=0.5, help="share of training rows that repeat random tokens (induction heads)")
+    copy_min_period: int = _bounded(4, ge=1, help="shortest repeated span in a copy row, in tokens")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -373,3 +373,24 @@ def test_learn_to_copy_at_one_distance_learns_the_distance_not_copying(cfg):
     _, rows = P.learn_to_copy(cfg, min_period=32, steps=150, eval_every=150)
     end = {r["length"]: r["second"] for r in rows if r["step"] == 150}
     assert end[32] < 1.5 and end[8] > 3.0, end
+
+
+def test_copy_rows_repeat_ordinary_tokens_and_mix_in_at_their_share(tmp_path):
+    tok = AutoTokenizer.from_pretrained(zoo.build("tokenizer", "ci"))
+    low = max(tok.all_special_ids) + 1
+    rows = P.CopyRows(5, 16, low, len(tok), seed=0, min_period=4)
+    for i in range(5):
+        row = rows[i]
+        ids = row["input_ids"].tolist()
+        assert len(ids) == 16 and min(ids) >= low and max(ids) < len(tok)
+        period = next(p for p in range(4, 9) if ids[p:] == ids[:-p])  # periods run from 4 to 16 // 2
+        assert ids == (ids[:period] * 16)[:16]  # its first p tokens, again and again
+        assert row["labels"].tolist() == ids and row["position_ids"].tolist() == list(range(16))
+    assert rows[3]["input_ids"].tolist() == P.CopyRows(5, 16, low, len(tok), seed=0)[3]["input_ids"].tolist()
+    blocks = [{"input_ids": torch.arange(16), "labels": torch.arange(16), "position_ids": torch.arange(16)}] * 30
+    mixed = P.with_copy_rows(blocks, 0.25, tok)
+    assert len(mixed) == 40 and mixed[0] is blocks[0]  # 10 copy rows: a quarter of 40
+    assert mixed[39].keys() == blocks[0].keys()
+    assert P.with_copy_rows(blocks, 0.0, tok) is blocks
+    with pytest.raises(ValueError, match="share of copy rows"):
+        P.with_copy_rows(blocks, 1.0, tok)

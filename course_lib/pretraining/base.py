@@ -23,15 +23,22 @@ from ..tokenization import train_tokenizer
 from ..training import train
 from ..world.splits import is_held_out
 from .data import TOKEN_FILES, corpus_documents
+from .induction import with_copy_rows
 
 
 def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callbacks=()):
-    """Train a fresh ``base`` model on the packed corpus with ``pretrain.train``; works under torchrun too."""
+    """Train a fresh ``base`` model on the packed corpus with ``pretrain.train``; works under torchrun too.
+
+    With ``pretrain.copy_share`` > 0 that share of the training rows are ``CopyRows``
+    (repeated random tokens), which reward the induction heads that in-context learning
+    needs; the held-out blocks stay text only, so perplexities compare.
+    """
     tokenizer = zoo.get("tokenizer", cfg)
     data = zoo.get("pretrain-data", cfg)  # built on first use; each document attends only to itself
+    p = cfg.pretrain
     return train(
         new_decoder(cfg, tokenizer),
-        data["train"],
+        with_copy_rows(data["train"], p.copy_share, tokenizer, seed=cfg.run.seed, min_period=p.copy_min_period),
         cfg.pretrain.train,
         output_dir=output_dir,
         eval_dataset=data["eval"] if len(data["eval"]) else None,

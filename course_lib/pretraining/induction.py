@@ -71,6 +71,46 @@ class RepeatedTokens(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids.clone()}
 
 
+class CopyRows(torch.utils.data.Dataset):
+    """Pretraining rows that reward copying: random ordinary tokens, a span repeated until the row is full.
+
+    Row ``i`` is ``RepeatedTokens`` row ``i`` (period drawn from ``min_period..block_size // 2``)
+    over the ids ``[low, high)``, the tokenizer's ordinary tokens, so the model copies the
+    same tokens it reads in text. Rows have the keys of ``PackedBlocks`` rows: ``input_ids``,
+    ``labels`` and ``position_ids`` (0..B-1: one document), so they mix with text blocks.
+    """
+
+    def __init__(self, size: int, block_size: int, low: int, high: int, *, seed: int = 0, min_period: int = 4):
+        if not 0 <= low < high:
+            raise ValueError(f"CopyRows needs 0 <= low < high, got low={low}, high={high}")
+        self.rows = RepeatedTokens(size, block_size // 2, high - low, seed=seed, min_period=min_period)
+        self.low, self.block_size = low, block_size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        ids = self.rows[i]["input_ids"] + self.low  # (block_size,) with an even block_size
+        return {"input_ids": ids, "labels": ids.clone(), "position_ids": torch.arange(len(ids))}
+
+
+def with_copy_rows(blocks, share: float, tokenizer, *, seed: int = 0, min_period: int = 4):
+    """``blocks`` with ``CopyRows`` added so that they are ``share`` of all rows (``blocks`` itself if 0).
+
+    The copy rows use every ordinary token of ``tokenizer`` (ids above its special tokens)
+    and the block length of ``blocks``; the training loop shuffles both kinds together.
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the share of copy rows must be in [0, 1), got {share}")
+    size = round(len(blocks) * share / (1.0 - share))
+    if size == 0:
+        return blocks
+    block_size = len(blocks[0]["input_ids"])
+    low = max(tokenizer.all_special_ids) + 1
+    copies = CopyRows(size, block_size, low, len(tokenizer), seed=seed, min_period=min_period)
+    return torch.utils.data.ConcatDataset([blocks, copies])
+
+
 def learn_to_copy(cfg: Config, *, vocab: int = 64, length: int = 32, min_period: int = 4, steps: int = 600,
                   batch_size: int = 32, lr: float = 3e-3, eval_every: int = 50,
                   test_lengths: Iterable[int] = (8, 32)) -> tuple[PreTrainedModel, list[dict]]:
