@@ -53,9 +53,11 @@ def test_pages_state_exactly_their_training_facts(world, pages):
             assert answers[d.kind] == len(d.fact_ids), (d.id, answers[d.kind], d.fact_ids)
 
 
-def test_every_page_is_dated_before_the_cutoff_and_has_its_own_url(world, pages):
+def test_every_page_is_dated_before_the_cutoff_has_its_own_url_and_words(world, pages):
     assert all(d.date <= world.cutoff for d in pages)
     assert len({d.url for d in pages}) == len(pages)
+    # the same words with other punctuation would be an unlabelled exact duplicate for chapter 02
+    assert len({tuple(re.findall(r"\w+", d.text.casefold())) for d in pages}) == len(pages)
 
 
 def _template_patterns(world, lang: str) -> list[tuple[str, re.Pattern]]:

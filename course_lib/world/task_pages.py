@@ -28,6 +28,7 @@ random stream, so the other kinds' documents do not change.
 from __future__ import annotations
 
 import random
+import re
 
 from course_lib.config import WorldConfig
 
@@ -260,6 +261,7 @@ def worked_page(pool: FactPool, lang: str, rng: random.Random, doc_id: str) -> D
     return _document(pool, "worked", lang, rng, doc_id, title, lines, facts, str(n))
 
 
+MAX_REPEATS = 100  # draws in a row that only repeat earlier pages: a tiny world has said all it can
 BUILDERS = {"quiz": quiz_page, "faq": faq_page, "infobox": infobox_page, "glossary": glossary_page,
             "worked": worked_page}
 
@@ -270,20 +272,25 @@ def task_pages(g: EntityGraph, config: WorldConfig, pretraining_chars: int) -> l
     ``pretraining_chars`` is what the other kinds put into pretraining; the pages
     add ``share / (1 - share)`` times as many characters, so that they make up
     ``config.task_page_share`` of the whole, an equal part per kind (each kind
-    overshoots its part by less than one page).
+    overshoots its part by less than one page). No two pages have the same words (punctuation and case aside).
     """
     share = config.task_page_share
     pool = FactPool(g)
     if share == 0 or not pool.facts:
         return []
     part = share / (1 - share) * pretraining_chars / len(TASK_PAGE_KINDS)
-    docs = []
+    docs, texts = [], set()
     for kind in TASK_PAGE_KINDS:
         rng = rng_for(config.seed, "docs", kind)
-        chars, n = 0, 0
-        while chars < part:
+        chars, n, repeats = 0, 0, 0
+        while chars < part and repeats < MAX_REPEATS:
             lang = "ko" if rng.random() < config.ko_fraction else "en"
             doc = BUILDERS[kind](pool, lang, rng, f"{kind}-{n:05d}")
+            words = tuple(re.findall(r"\w+", doc.text.casefold()))
+            if words in texts:  # an unlabelled duplicate (up to punctuation) would count against chapter 02's dedup
+                repeats += 1
+                continue
+            texts.add(words)
             docs.append(doc)
-            chars, n = chars + len(doc.text), n + 1
+            chars, n, repeats = chars + len(doc.text), n + 1, 0
     return docs
