@@ -157,6 +157,8 @@ class WorldConfig:
     book_docs: int = _bounded(40, ge=0, help="book chapters")
     paper_docs: int = _bounded(80, ge=0, help="paper abstracts")
     patent_docs: int = _bounded(60, ge=0, help="patent claim sets")
+    task_page_share: float = _bounded(0.15, ge=0.0, le=0.9, help="share of pretraining characters in pages that "
+                                      "carry tasks (quizzes, FAQs, infoboxes, glossaries, worked examples); 0: none")
     boilerplate_rate: float = _bounded(0.3, ge=0.0, le=1.0, help="web pages with menus, cookie banners, footers")
     spam_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages with keyword spam")
     repeated_lines_rate: float = _bounded(0.05, ge=0.0, le=1.0, help="web pages with a line repeated many times")

@@ -68,7 +68,7 @@ def test_corpus_stats_reproduce_the_data_card():
         records = [json.loads(line) for line in f]
     card = (SNAPSHOT_DIR / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| (\w+) \| (en|ko) \| (\d+) \| (\d+) \| (\d+) \|$", card, flags=re.M)
-    assert len(rows) == 16
+    assert len(rows) == 26  # 13 kinds (8 sources, 5 task-page kinds), each in English and Korean
     assert [(r["kind"], r["lang"], r["documents"], r["words"], r["characters"]) for r in corpus_stats(records)] == [
         (k, lang, int(n), int(w), int(c)) for k, lang, n, w, c in rows]
 

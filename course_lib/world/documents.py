@@ -2,7 +2,8 @@
 
 Kinds: ``encyclopedia`` (Wikipedia-like), ``web`` (blog pages; noise is added in
 ``noise.py``), ``forum`` (StackExchange-like Q&A), ``code`` (Python about the
-world), ``book`` (narrative chapters), ``paper`` (abstracts), ``patent`` (claims)
+world), ``book`` (narrative chapters), ``paper`` (abstracts), ``patent`` (claims),
+the task pages of ``task_pages.py`` (``quiz``, ``faq``, ``infobox``, ``glossary``, ``worked``)
 and ``news`` (reports of events after the knowledge cutoff, kept out of
 pretraining). Every document lists the facts it states (``fact_ids``), so a
 retriever's gold passages and a fact's supporting documents are known.
@@ -20,7 +21,8 @@ from .hangul import attach, format_ko, nfc
 from .names import NameBook
 from .templates import LABELS, QUESTIONS, RELATIONS, STATEMENTS
 
-KINDS = ("encyclopedia", "web", "forum", "code", "book", "paper", "patent", "news")
+TASK_PAGE_KINDS = ("quiz", "faq", "infobox", "glossary", "worked")  # pages that carry tasks: task_pages.py
+KINDS = ("encyclopedia", "web", "forum", "code", "book", "paper", "patent", *TASK_PAGE_KINDS, "news")
 PRETRAINING_KINDS = KINDS[:-1]
 
 

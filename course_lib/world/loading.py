@@ -25,7 +25,7 @@ import datasets
 
 from course_lib.config import WorldConfig
 
-from .documents import KINDS
+from .documents import KINDS, TASK_PAGE_KINDS
 from .hangul import detect_lang
 from .noise import PII_TYPES, QUALITY_FLAGS
 from .tasks import FAMILIES, SPLITS
@@ -214,6 +214,8 @@ def data_card(world: World) -> str:
     tasks = collections.Counter((t["task"], t["split"]) for t in world.tasks)
     families = sorted({t["task"] for t in world.tasks}, key=FAMILIES.index)
     entity_types = collections.Counter(e.type for e in world.entities())
+    pretraining = sum(len(d.text) for d in docs if d.in_pretraining)
+    task_chars = sum(len(d.text) for d in docs if d.kind in TASK_PAGE_KINDS)
     return _DATA_CARD.format(
         seed=c.seed, cutoff=c.cutoff, last_date=c.last_date, n_entities=len(world.entities()),
         n_facts=len(world.graph.facts), n_documents=len(docs), n_tasks=len(world.tasks), n_families=len(families),
@@ -224,6 +226,7 @@ def data_card(world: World) -> str:
         edit_rates=", ".join(str(r) for r in c.near_dup_edit_rates),
         pii_table=_table(["type", "spans"], [[t, pii[t]] for t in PII_TYPES]),
         task_table=_table(["family"] + list(SPLITS), [[f] + [tasks[f, s] for s in SPLITS] for f in families]),
+        task_page_share=c.task_page_share, task_page_measured=f"{task_chars / max(1, pretraining):.3f}",
     )
 
 
@@ -259,6 +262,27 @@ Unicode code points. Korean words (어절) carry particles, so Korean has fewer
 words per fact than English: compare characters across languages, not words.
 
 {document_table}
+
+## Pages that carry tasks
+
+The web already holds tasks: quizzes, FAQs, tables, lists, solved exercises. The
+survey credits this *implicit multitask learning* (암묵적 멀티태스크 학습) for the
+zero- and few-shot ability of pretrained models, so the world has such pages too,
+in both languages:
+
+| kind | what |
+|---|---|
+| `quiz` | numbered questions about several entities with their answers (inline, Q/A pairs, or listed at the end) |
+| `faq` | question and answer pairs about one entity |
+| `infobox` | one entity's facts as a table or `Field: value` lines, or a table of several entities |
+| `glossary` | `Name: value` lines of one relation over many entities |
+| `worked` | solved examples, some answering from a short passage |
+
+They state training facts only (never a `test` or post-cutoff fact) and use their
+own phrasings (`course_lib.world.task_pages`), never the evaluation templates, so
+the `test_template` split stays unseen. `world.task_page_share` = {task_page_share}
+sets their share of the pretraining characters, split evenly between the kinds
+(measured: {task_page_measured}); 0 leaves them out.
 
 ## Labels (web documents)
 

@@ -26,6 +26,7 @@ import re
 
 from course_lib.config import WorldConfig
 
+from .documents import TASK_PAGE_KINDS
 from .entities import EntityGraph, Fact, rng_for, stable_fraction
 from .hangul import format_ko
 from .templates import LABELS, QUESTIONS, RELATIONS, STATEMENTS, is_held_out, template_id
@@ -182,7 +183,9 @@ def _qa(m: _Maker, rng: random.Random, lang: str, open_book: bool) -> None:
     if q is None:
         return
     docs = m.support.get(fact.id, [])
-    same = [d for d in docs if d.lang == lang and d.kind in ("encyclopedia", "news")] or [d for d in docs if d.lang == lang]
+    # a context is prose: a task page would hand the reader the question with its answer
+    same = ([d for d in docs if d.lang == lang and d.kind in ("encyclopedia", "news")]
+            or [d for d in docs if d.lang == lang and d.kind not in TASK_PAGE_KINDS])
     if open_book and not same:
         return
     context = rng.choice(same).text if open_book else ""

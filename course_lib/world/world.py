@@ -17,6 +17,7 @@ from course_lib.config import WorldConfig
 from . import documents as D
 from . import noise as N
 from .entities import ENTITY_TYPES, Entity, EntityGraph, Fact, build_graph, rng_for
+from .task_pages import task_pages
 from .tasks import build_tasks, false_value, value_text
 from .templates import RELATIONS, STATEMENTS
 
@@ -225,7 +226,8 @@ def _assemble(pieces: list[tuple[str, str]]) -> tuple[str, list[dict]]:
 
 
 def _documents(g: EntityGraph, config: WorldConfig) -> list[D.Document]:
-    """All documents, kind by kind; each kind draws from its own random stream."""
+    """All documents, kind by kind; each kind draws from its own random stream. The task pages come last,
+    sized by the characters of the others."""
     docs: list[D.Document] = []
     rng = rng_for(config.seed, "docs", "encyclopedia")
     n = 0
@@ -274,7 +276,7 @@ def _documents(g: EntityGraph, config: WorldConfig) -> list[D.Document]:
             for lang in ("en", "ko"):
                 docs.append(D.news_report(g, e.id, lang, rng, f"news-{n:05d}"))
                 n += 1
-    return docs
+    return docs + task_pages(g, config, sum(len(d.text) for d in docs if d.in_pretraining))
 
 
 def generate_world(config: WorldConfig) -> World:
