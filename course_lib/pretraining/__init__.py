@@ -26,11 +26,12 @@ from .base import pretrain
 from .data import TOKEN_FILES, corpus_documents, stream_hf, tokenizer_fragmentation
 from .icl import (ICL_DESCRIPTIONS, ICL_LABELS, ICL_TASK, answer_nll, icl_accuracy, icl_items, icl_prompt, icl_question,
                   question_kind)
-from .induction import CopyRows, RepeatedTokens, learn_to_copy, repeated_tokens_loss, with_copy_rows
+from .induction import (CopyRows, RepeatedTokens, copy_share_tradeoff, learn_to_copy, repeated_tokens_loss,
+                        with_copy_rows)
 from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_recall, recall_by_frequency,
                      recall_context, recall_probe)
 
 __all__ = ["pretrain", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
            "ICL_LABELS", "ICL_TASK", "answer_nll", "icl_accuracy", "icl_items", "icl_prompt", "icl_question",
-           "question_kind", "CopyRows", "RepeatedTokens", "with_copy_rows", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
+           "question_kind", "CopyRows", "RepeatedTokens", "copy_share_tradeoff", "with_copy_rows", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
            "fact_frequency", "fact_recall", "frequent_recall", "recall_by_frequency", "recall_context", "recall_probe"]

@@ -10,9 +10,12 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from .. import zoo
 from ..config import Config
 from ..models import build_decoder
+from ..packing import perplexity
 from ..training import train
+from .probes import fact_recall, frequent_recall
 
 
 @torch.no_grad()
@@ -161,3 +164,23 @@ def learn_to_copy(cfg: Config, *, vocab: int = 64, length: int = 32, min_period:
               callbacks=(on_step,))
     model.eval()
     return model, rows
+
+
+def copy_share_tradeoff(cfg: Config, shares: Iterable[float] = (0.0, 0.05, 0.1, 0.2)) -> list[dict]:
+    """What copy rows buy and cost: one ``base`` per ``pretrain.copy_share``, everything else equal.
+
+    Each model is the zoo's ``base`` for ``cfg`` with that share (built on first use, cached
+    after). Rows ``{"copy_share", "first", "second", "ratio", "frequent_recall",
+    "held_out_perplexity"}``: the induction test's two copies (nats per token) and their
+    ratio (below 0.5: the second copy costs at most half the first), the recall of facts seen
+    at least ``probes.FREQUENT`` times, and perplexity on the same held-out text blocks.
+    """
+    rows = []
+    for share in shares:
+        share_cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, copy_share=share))
+        base = zoo.get("base", share_cfg)
+        induction = repeated_tokens_loss(base.model, low=max(base.tokenizer.all_special_ids) + 1)
+        rows.append({"copy_share": share, **induction, "ratio": induction["second"] / induction["first"],
+                     "frequent_recall": frequent_recall(fact_recall(base.model, base.tokenizer, share_cfg)),
+                     "held_out_perplexity": perplexity(base.model, zoo.get("pretrain-data", share_cfg)["eval"])})
+    return rows
