@@ -22,12 +22,12 @@ lone surrogates that cannot be encoded (``invalid_utf8``), blank text
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import datasets
 
-from . import dedup, filters, pii
+from . import checks, dedup, filters, pii
 
 # ---------------------------------------------------------------------- steps
 
@@ -287,9 +287,13 @@ class Result:
 
 
 def _as_records(data) -> list[dict]:
+    """Copies of the input records; a text (or any other non-record item) becomes ``{"text": item}``.
+
+    A string, bytes, a single record or ``None`` where the list belongs is a ``TypeError``."""
     if isinstance(data, datasets.Dataset):
         return data.to_list()
-    return [dict(r) if isinstance(r, dict) else {"text": r} for r in data]
+    items = checks.sequence("data", data, "records (dicts with a 'text' field) or texts")
+    return [dict(r) if isinstance(r, Mapping) else {"text": r} for r in items]
 
 
 class Pipeline:
