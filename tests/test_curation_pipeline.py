@@ -71,6 +71,24 @@ def test_line_and_substring_steps_rewrite_and_drop_emptied():
     assert result.audit.steps[2]["counters"] == {"words_removed": 60}
 
 
+EMPTIED = {  # a batch whose every document is dropped before the first per-document step -> its audit
+    "empty": ([], {}),
+    "blank": ([""], {"0": ("validate", "empty")}),
+    "all-bad": ([{"id": "blank", "text": " "}, {"id": "none", "text": None}],
+                {"blank": ("validate", "empty"), "none": ("validate", "not_text")}),
+    "10MB": ([{"id": "huge", "text": "x " * 5_000_000}], {"huge": ("validate", "huge")}),
+}
+
+
+@pytest.mark.parametrize("batch, fate", EMPTIED.values(), ids=EMPTIED)
+def test_configured_pipeline_runs_when_every_document_is_dropped(batch, fate):
+    """Every step runs on an empty dataset (``Dataset.map`` over nothing adds no ``_reason`` column)."""
+    result = P.from_config(load_config("ci"), num_proc=1).run(batch)
+    assert len(result.dataset) == 0
+    assert result.audit.fate == fate and result.audit.n_input == len(batch)
+    assert [row["in"] for row in result.audit.steps] == [len(batch), 0, 0, 0, 0, 0]
+
+
 def test_audit_check_catches_a_lost_document():
     result = P.Pipeline([P.ExactDedup()]).run([CLEAN, CLEAN, "other text here"])
     result.audit.check()

@@ -43,7 +43,11 @@ class Step:
 
 
 def _map_reasons(ds: datasets.Dataset, fn, num_proc: int, desc: str, batch_size: int = 64):
-    """Run ``fn(batch) -> {"text": [...], "_reason": [...], ...}`` over ``ds``; return (dataset, reasons, extra)."""
+    """Run ``fn(batch) -> {"text": [...], "_reason": [...], ...}`` over ``ds``; return (dataset, reasons, extra).
+
+    An empty ``ds`` is returned as it is (``map`` would call ``fn`` on nothing and add no columns)."""
+    if len(ds) == 0:
+        return ds, [], {}
     workers = num_proc if num_proc > 1 and len(ds) >= 2 * num_proc else None  # None: no process pool at all
     out = ds.map(fn, batched=True, batch_size=batch_size, num_proc=workers, desc=desc)
     reasons = out["_reason"]
