@@ -7,7 +7,7 @@ argument, the item and what was expected. A string must never be read as a list 
 
 import pytest
 
-from course_lib.curation import dedup
+from course_lib.curation import dedup, filters
 from course_lib.curation import pipeline as P
 
 # (id, call, error type, words the message must contain)
@@ -27,6 +27,13 @@ CASES = [
     ("minhash-str", lambda: dedup.MinHasher(16).signatures("abc"), TypeError, ("texts", "got str")),
     ("spans-str", lambda: dedup.duplicate_spans(["a b c"]), TypeError, ("docs[0]", "got str")),
     ("normalize-text-none", lambda: dedup.normalize_text(None), TypeError, ("text", "NoneType")),
+    ("lang-unknown", lambda: filters.for_language("fr-FR"), ValueError, ("lang", "'fr-FR'", "ko-KR")),
+    ("lang-int", lambda: filters.normalize_lang(7), TypeError, ("lang", "got int 7")),
+    ("words-unknown-lang", lambda: filters.words("text", "xx"), ValueError, ("lang", "'xx'")),
+    ("words-list", lambda: filters.words(["a"], "en"), TypeError, ("text", "got list")),
+    ("apply-filters-none", lambda: filters.apply_filters(None), TypeError, ("text", "NoneType")),
+    ("label-scores-str", lambda: filters.label_scores("abc", ["en"], [[]], filters.for_language), TypeError,
+     ("texts", "got str")),
 ]
 
 

@@ -148,3 +148,41 @@ def test_configured_pipeline_on_ci_world(ci_world):
     assert all(not pii.find_pii(t) for t in result.dataset["text"])
     assert audit.steps[3]["dropped"] and all(r.split(".")[0] in ("gopher_quality", "gopher_repetition", "c4",
                                                                  "fineweb") for r in audit.steps[3]["dropped"])
+
+
+@pytest.fixture(scope="module")
+def korean_pages(ci_world):
+    """The ci world's Korean web and forum pages and their fates under the papers' thresholds as ``ko``."""
+    korean = [d for d in ci_world.to_list() if d["lang"] == "ko" and d["kind"] in ("web", "forum")]
+    return korean, P.Pipeline([P.QualityFilters(None)]).run(korean).audit.fate
+
+
+def _recoded(docs, code):
+    return [{k: v for k, v in d.items() if k != "lang"} | ({"lang": code} if code is not None else {}) for d in docs]
+
+
+@pytest.mark.parametrize("code", ["ko-KR", "KO", "kor", "ko_kr"])
+def test_korean_documents_are_judged_by_the_korean_rules_whatever_the_code(korean_pages, code):
+    """Written as ``ko-KR``, ``KO``, ``kor``, each Korean page meets the fate it meets as ``ko``: none falls to
+    an English-only rule."""
+    korean, as_ko = korean_pages
+    assert P.Pipeline([P.QualityFilters(None)]).run(_recoded(korean, code)).audit.fate == as_ko
+    # judged as English all 100 would go (63 too short in whitespace words, 30 without English stop words, ...)
+    assert len(korean) == 100 and collections.Counter(as_ko.values())[("kept", "")] == 41
+
+
+@pytest.mark.parametrize("code", [None, ""])
+def test_a_missing_language_is_detected_not_assumed_english(korean_pages, code):
+    """With no code, the course's detector reads each page: all but one are Korean and meet their ``ko`` fate;
+    the one page it reads as English is lorem-ipsum filler in Latin letters, dropped either way."""
+    korean, as_ko = korean_pages
+    fate = P.Pipeline([P.QualityFilters(None)]).run(_recoded(korean, code)).audit.fate
+    assert {i for i in fate if fate[i] != as_ko[i]} == {"web-00111"}
+    assert fate["web-00111"][0] == as_ko["web-00111"][0] == "quality_filters"
+
+
+def test_an_unknown_language_code_is_a_named_reason():
+    records = [{"id": "fr", "text": CLEAN, "lang": "fr-FR"}, {"id": "num", "text": CLEAN + " Two.", "lang": 7},
+               {"id": "en", "text": CLEAN + " Three.", "lang": "en-US"}]
+    fate = P.Pipeline([P.QualityFilters(None)]).run(records).audit.fate
+    assert fate["fr"] == fate["num"] == ("validate", "unknown_lang") and fate["en"][0] != "validate"

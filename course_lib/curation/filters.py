@@ -13,6 +13,11 @@ short (about 1.5 to 2 syllables), so the Korean defaults (``for_language``)
 lower the mean-word-length floor and use a Korean stop-word list of particles
 and endings. Lengths are in Unicode code points.
 
+Languages: the rules know English and Korean. A language code is normalized
+(``normalize_lang``: BCP-47 tags and ISO 639-1/2/3 codes, any case, so ``ko-KR``,
+``KO`` and ``kor`` are Korean); any other code is a ``ValueError``, and a missing
+one is detected per document (``document_lang``), never assumed to be English.
+
 References: Rae et al. 2021 (Gopher) Table A1; Raffel et al. 2020 (C4) §2.2;
 Penedo et al. 2024 (FineWeb) §3.
 """
@@ -26,6 +31,10 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+from course_lib.world.hangul import detect_lang
+
+from . import checks
+
 # ---------------------------------------------------------------------- words
 
 
@@ -37,6 +46,28 @@ class Verdict:
     keep: bool
     rule: str = ""
     text: str = ""
+
+
+# the primary subtag of a BCP-47 tag, or an ISO 639-1/2/3 code, of the two languages the rules know
+LANG_CODES = {"en": "en", "eng": "en", "ko": "ko", "kor": "ko"}
+
+
+def normalize_lang(lang: str) -> str:
+    """``"en"`` or ``"ko"`` for a code of English or Korean: ``ko``, ``KO``, ``ko-KR``, ``ko_KR``, ``kor``,
+    ``en-US``, ``eng``, ... (the primary subtag, case-folded). Any other code is a ``ValueError``."""
+    primary = checks.text("lang", lang).strip().replace("_", "-").split("-")[0].casefold()
+    if primary not in LANG_CODES:
+        raise ValueError(f"lang: unknown language code {lang!r}; expected a BCP-47 or ISO 639 code of English or "
+                         "Korean (en, en-US, eng, ko, ko-KR, kor)")
+    return LANG_CODES[primary]
+
+
+def document_lang(text: str, lang: str | None = None) -> str:
+    """The language of a document: ``normalize_lang(lang)``, or detected from ``text`` (``detect_lang``:
+    Hangul letters) when ``lang`` is None or ""."""
+    if lang in (None, ""):
+        return detect_lang(checks.text("text", text))
+    return normalize_lang(lang)
 
 
 _EN_WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
@@ -52,13 +83,17 @@ def kiwi():
     return Kiwi()
 
 
-@lru_cache(maxsize=4096)
 def words(text: str, lang: str = "en") -> tuple[str, ...]:
     """Words and punctuation marks of ``text``: Kiwi morphemes (as surface slices of ``text``) for Korean,
-    a regular expression (``\\w+`` with inner apostrophes, or one punctuation mark) otherwise.
+    a regular expression (``\\w+`` with inner apostrophes, or one punctuation mark) for English.
 
-    Cached, because several filters split the same document.
+    ``lang`` is any code ``normalize_lang`` reads. Cached, because several filters split the same document.
     """
+    return _words(checks.text("text", text), normalize_lang(lang))
+
+
+@lru_cache(maxsize=4096)
+def _words(text: str, lang: str) -> tuple[str, ...]:
     if lang == "ko":
         return tuple(text[t.start:t.end] for t in kiwi().tokenize(text))
     return tuple(_EN_WORD.findall(text))
@@ -327,8 +362,9 @@ def for_language(lang: str, **overrides: dict) -> dict[str, object]:
     morpheme length is about 1.7 characters, so the floor is 1; Korean stop
     words; a Korean line holds about twice the content of an English line of
     the same length, so FineWeb's short line is 15 characters. ``overrides``
-    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``.
+    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``. ``lang`` is any code ``normalize_lang`` reads.
     """
+    lang = normalize_lang(lang)
     if lang == "ko":
         made = {"gopher_quality": GopherQuality(min_avg_word_length=1, stop_words=KO_STOP_WORDS, lang="ko"),
                 "gopher_repetition": GopherRepetition(lang="ko"), "c4": C4Lines(),
@@ -346,6 +382,7 @@ def for_language(lang: str, **overrides: dict) -> dict[str, object]:
 def apply_filters(text: str, lang: str = "en", filters: dict | None = None) -> Verdict:
     """Run the filters in order; the first rejection wins and is named ``"<filter>.<rule>"``.
     C4 may shorten the text; later filters see the shortened text."""
+    checks.text("text", text)
     for name, f in (filters or for_language(lang)).items():
         verdict = f(text)
         if not verdict.keep:
@@ -363,7 +400,7 @@ def from_config(lang: str, cfg) -> dict[str, object]:
         gopher_repetition={"top_n_grams": tuple(zip(range(2, 5), cfg.top_ngram_fracs)),
                            "dup_n_grams": tuple(zip(range(5, 11), cfg.dup_ngram_fracs))},
         c4={"min_num_sentences": cfg.c4_min_num_sentences},
-        fineweb={"short_line_length": cfg.ko_short_line_length} if lang == "ko" else {},
+        fineweb={"short_line_length": cfg.ko_short_line_length} if normalize_lang(lang) == "ko" else {},
     )
 
 
@@ -381,8 +418,10 @@ def label_scores(texts: list[str], langs: list[str], flags: list[list[str]], mak
     is run alone on every document; precision = positives among the documents
     it drops, recall = dropped positives / positives; ``recall_by_flag`` splits
     recall by flag. ``make_filters(lang)`` returns the filters (e.g.
-    ``lambda lang: from_config(lang, cfg.curation)``).
+    ``lambda lang: from_config(lang, cfg.curation)``). A missing language is detected (``document_lang``).
     """
+    texts = checks.texts("texts", texts)
+    langs = [document_lang(t, lang) for t, lang in zip(texts, checks.sequence("langs", langs, "language codes"))]
     by_lang = {lang: make_filters(lang) for lang in set(langs)}
     names = list(next(iter(by_lang.values())))
     dropped = {name: [] for name in names + ["all"]}

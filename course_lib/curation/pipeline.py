@@ -16,7 +16,8 @@ Malformed input never disappears silently: ``Validate`` (always first; added
 if missing) reports documents whose text is missing or not a string
 (``not_text``), bytes that are not UTF-8 (``invalid_utf8``), strings with
 lone surrogates that cannot be encoded (``invalid_utf8``), blank text
-(``empty``) and text over ``max_chars`` characters (``huge``).
+(``empty``) and text over ``max_chars`` characters (``huge``); then its other
+fields: a language code that is not one of English or Korean (``unknown_lang``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def _map_reasons(ds: datasets.Dataset, fn, num_proc: int, desc: str, batch_size:
 
 @dataclass
 class Validate(Step):
-    """Drop malformed documents with a named reason: not_text, invalid_utf8, empty, huge (> ``max_chars``)."""
+    """Drop malformed documents with a named reason: not_text, invalid_utf8, empty, huge (> ``max_chars``),
+    unknown_lang."""
 
     max_chars: int = 1_000_000
     name: str = "validate"
@@ -83,8 +85,22 @@ class Validate(Step):
             return "huge"
         return ""
 
+    def field_reason(self, record: dict) -> str:
+        """The reason a record with good text is malformed all the same ("" if it is not)."""
+        lang = record.get("lang")
+        if lang not in (None, ""):  # a missing code is detected later, by QualityFilters
+            try:
+                filters.normalize_lang(lang)
+            except (TypeError, ValueError):
+                return "unknown_lang"
+        return ""
+
+    def reasons(self, records: list[dict]) -> list[str]:
+        """One reason per record ("" keeps it): its text first, then its other fields."""
+        return [self.reason(r.get("text")) or self.field_reason(r) for r in records]
+
     def apply(self, ds, num_proc):
-        return ds, [self.reason(t) for t in ds["text"]], {}
+        return ds, self.reasons(ds.to_list()), {}
 
 
 @dataclass
@@ -178,13 +194,14 @@ class _FilterBatch:
 
     def __call__(self, batch):
         texts, reasons = [], []
-        langs = batch.get("lang", ["en"] * len(batch["text"]))
+        langs = batch.get("lang", [None] * len(batch["text"]))
         kinds = batch.get("kind", [""] * len(batch["text"]))
         for text, lang, kind in zip(batch["text"], langs, kinds):
             if self.kinds is not None and kind not in self.kinds:
                 texts.append(text)
                 reasons.append("")
                 continue
+            lang = filters.document_lang(text, lang)  # "ko-KR" is Korean; a missing code is detected, not English
             fs = filters.from_config(lang, self.config) if self.config is not None else filters.for_language(lang)
             v = filters.apply_filters(text, lang, fs)
             texts.append(v.text if v.keep and self.rewrite else text)
@@ -196,7 +213,9 @@ class _FilterBatch:
 class QualityFilters(Step):
     """Gopher quality, Gopher repetition, C4 and FineWeb rules (``filters.apply_filters``); the reason is
     ``"<filter>.<rule>"``. ``config`` is a ``CurationConfig`` (None: the papers' thresholds); only
-    documents whose ``kind`` is in ``config.filter_kinds`` are judged. ``rewrite`` keeps C4's cleaned text."""
+    documents whose ``kind`` is in ``config.filter_kinds`` are judged. ``rewrite`` keeps C4's cleaned text.
+    Each document is judged by the rules of its ``lang`` (``filters.document_lang``: normalized, or detected
+    when missing)."""
 
     config: object = None
     rewrite: bool = True
@@ -204,7 +223,8 @@ class QualityFilters(Step):
 
     def apply(self, ds, num_proc):
         kinds = set(self.config.filter_kinds) if self.config is not None else None
-        if num_proc > 1 and "ko" in set(ds["lang"] if "lang" in ds.column_names else []):
+        langs = set(ds["lang"]) if "lang" in ds.column_names else {None}
+        if num_proc > 1 and not all(lang and filters.normalize_lang(lang) == "en" for lang in langs):
             filters.words("가", "ko")  # load Kiwi's model (~2 s) once here; forked workers inherit it
         return _map_reasons(ds, _FilterBatch(self.config, kinds, self.rewrite), num_proc, self.name)
 
@@ -319,7 +339,7 @@ class Pipeline:
         if len({r["id"] for r in records}) != len(records):
             raise ValueError("document ids must be unique")
         validate, rest = self.steps[0], self.steps[1:]
-        reasons = [validate.reason(r.get("text")) for r in records]
+        reasons = validate.reasons(records)
         self._record(audit, validate.name, [r["id"] for r in records], reasons, {})
         good = []
         for r, reason in zip(records, reasons):
