@@ -186,3 +186,28 @@ def test_an_unknown_language_code_is_a_named_reason():
                {"id": "en", "text": CLEAN + " Three.", "lang": "en-US"}]
     fate = P.Pipeline([P.QualityFilters(None)]).run(records).audit.fate
     assert fate["fr"] == fate["num"] == ("validate", "unknown_lang") and fate["en"][0] != "validate"
+
+
+def test_a_malformed_url_is_a_reason_and_the_run_goes_on():
+    good = [{"id": f"p{i}", "text": f"Page number {i} of the site.", "url": f"https://site.com/p/{i}"}
+            for i in range(2000)]
+    bad = [{"id": "ipv6", "text": "One more page.", "url": "http://[::1"},
+           {"id": "int", "text": "And another page.", "url": 42},
+           {"id": "port", "text": "A page on a bad port.", "url": "https://site.com:99999/q"}]
+    result = P.Pipeline([P.UrlDedup(), P.ExactDedup()]).run(good[:1000] + bad + good[1000:])
+    assert {i: f for i, f in result.audit.fate.items() if f != ("kept", "")} == {
+        "ipv6": ("validate", "invalid_url"), "int": ("validate", "invalid_url"), "port": ("validate", "invalid_url")}
+    assert result.dataset["id"] == [d["id"] for d in good]
+
+
+def test_a_value_of_the_wrong_type_for_its_column_is_a_reason():
+    """``extra`` holds strings in most records: the record with an int in it goes with ``bad_column_type``
+    (pyarrow would refuse the whole column); ints and floats share a column."""
+    records = [{"id": "a", "text": "First page.", "extra": "x", "score": 1},
+               {"id": "b", "text": "Second page.", "extra": 7, "score": 2.5},
+               {"id": "c", "text": "Third page.", "extra": "y", "score": 3},
+               {"id": "d", "text": "Fourth page.", "extra": None, "score": True}]
+    result = P.Pipeline([P.ExactDedup()]).run(records)
+    assert result.audit.fate == {"a": ("kept", ""), "b": ("validate", "bad_column_type"),
+                                 "c": ("kept", ""), "d": ("validate", "bad_column_type")}
+    assert result.dataset["extra"] == ["x", "y"] and result.dataset["score"] == [1, 3]

@@ -17,7 +17,10 @@ if missing) reports documents whose text is missing or not a string
 (``not_text``), bytes that are not UTF-8 (``invalid_utf8``), strings with
 lone surrogates that cannot be encoded (``invalid_utf8``), blank text
 (``empty``) and text over ``max_chars`` characters (``huge``); then its other
-fields: a language code that is not one of English or Korean (``unknown_lang``).
+fields: a URL that is not a string or cannot be parsed (``invalid_url``), a
+language code that is not one of English or Korean (``unknown_lang``), and a
+value whose type differs from the rest of its column (``bad_column_type``: an
+int among strings, which ``pyarrow`` would refuse for the whole batch).
 """
 
 from __future__ import annotations
@@ -59,10 +62,17 @@ def _map_reasons(ds: datasets.Dataset, fn, num_proc: int, desc: str, batch_size:
     return out.remove_columns(["_reason"] + extra_cols), reasons, dict(extra)
 
 
+def _kind(value) -> str:
+    """What ``pyarrow`` makes of a value: ints and floats share a column (as doubles), bools do not."""
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
 @dataclass
 class Validate(Step):
     """Drop malformed documents with a named reason: not_text, invalid_utf8, empty, huge (> ``max_chars``),
-    unknown_lang."""
+    invalid_url, unknown_lang, bad_column_type."""
 
     max_chars: int = 1_000_000
     name: str = "validate"
@@ -85,19 +95,35 @@ class Validate(Step):
             return "huge"
         return ""
 
-    def field_reason(self, record: dict) -> str:
-        """The reason a record with good text is malformed all the same ("" if it is not)."""
+    def field_reason(self, record: dict, kinds: dict[str, str]) -> str:
+        """The reason a record with good text is malformed all the same ("" if it is not); ``kinds`` maps
+        each column to the kind of value most records hold in it (``_kind``)."""
+        url = record.get("url")
+        if url not in (None, ""):
+            try:
+                dedup.split_url(url)
+            except (TypeError, ValueError):
+                return "invalid_url"
         lang = record.get("lang")
         if lang not in (None, ""):  # a missing code is detected later, by QualityFilters
             try:
                 filters.normalize_lang(lang)
             except (TypeError, ValueError):
                 return "unknown_lang"
+        if any(value is not None and _kind(value) != kinds[key] for key, value in record.items()
+               if key not in ("id", "text")):
+            return "bad_column_type"
         return ""
 
     def reasons(self, records: list[dict]) -> list[str]:
         """One reason per record ("" keeps it): its text first, then its other fields."""
-        return [self.reason(r.get("text")) or self.field_reason(r) for r in records]
+        columns = collections.defaultdict(collections.Counter)  # column -> kind -> records, first seen first
+        for r in records:
+            for key, value in r.items():
+                if value is not None:
+                    columns[key][_kind(value)] += 1
+        kinds = {key: counts.most_common(1)[0][0] for key, counts in columns.items()}
+        return [self.reason(r.get("text")) or self.field_reason(r, kinds) for r in records]
 
     def apply(self, ds, num_proc):
         return ds, self.reasons(ds.to_list()), {}
