@@ -164,3 +164,15 @@ def test_world_has_lookalikes_that_stay_unmasked(documents):
              if line.startswith(("Ticket no.", "접수번호", "Order ", "주문번호", "ISBN", "Firmware", "펌웨어"))]
     assert len(lines) >= 3
     assert all(not pii.find_pii(line) for line in lines)
+
+
+@pytest.mark.parametrize("types, error, words", [
+    (("bogus",), ValueError, ("types", "'bogus'", "email, phone_kr")),
+    ("email", TypeError, ("types", "got str 'email'")),
+    (None, TypeError, ("types", "NoneType")),
+])
+def test_unknown_or_misshapen_pii_types_are_errors(types, error, words):
+    for call in (pii.mask, pii.find_pii):
+        with pytest.raises(error) as info:
+            call("mail kim@example.com", types=types)
+        assert all(w in str(info.value) for w in words)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from . import checks
+
 PII_TYPES = ("email", "phone_kr", "phone_intl", "ip", "rrn", "card")
 PLACEHOLDERS = {t: f"[{t.upper()}]" for t in PII_TYPES}
 # confidence of an RRN match by what checks it passes
@@ -188,7 +190,9 @@ def find_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> list[PiiSpan]:
     """Non-overlapping personal-data spans in ``text``, sorted by start.
 
     Overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number inside it).
+    ``types``: a tuple of names from ``PII_TYPES`` (an unknown name is a ``ValueError``).
     """
+    text, types = checks.text("text", text), checks.names("types", types, PII_TYPES)
     found = []
     for name, finder in _FINDERS.items():
         if any(t == name or t.startswith(name + "_") for t in types):
@@ -239,6 +243,10 @@ def evaluate(texts: list[str], labels: list[list[dict]], types: tuple[str, ...] 
     end and (mapped) type equal a label's. Returns ``{type: {"tp", "fp", "fn",
     "precision", "recall"}}``; precision is 1.0 when nothing was predicted.
     """
+    texts, types = checks.texts("texts", texts), checks.names("types", types, PII_TYPES)
+    labels = checks.sequence("labels", labels, "lists of labelled spans")
+    if len(labels) != len(texts):
+        raise ValueError(f"labels: expected one list of spans per text ({len(texts)}), got {len(labels)}")
     tp, fp, fn = collections.Counter(), collections.Counter(), collections.Counter()
     for text, spans in zip(texts, labels):
         gold = {(s["start"], s["end"], LABEL_TYPES[s["type"]]) for s in spans}
