@@ -16,6 +16,14 @@ Detectors, one per type (``PII_TYPES``):
 - ``card``: payment card numbers (13..19 digits in the usual groupings, a known
   issuer prefix and a valid Luhn check digit).
 
+Detectors read the text after Unicode compatibility normalization (``fold``):
+NFKC per character (full-width digits and letters, ``＠``, ideographic spaces),
+every dash variant as ``-`` (en dash, minus sign, ...) and a hyphen between
+digits without the spaces around it (``010 - 1234``); each span is mapped back,
+so masking replaces exactly the original characters. A span never includes
+punctuation around the item (``신청인(011-3922-4615)은`` masks the number, not
+the bracket); a bracket closed inside it (``(02) 123-4567``) stays.
+
 All offsets are Python string indices (Unicode code points), so they stay right
 in mixed Korean/English text. Number boundaries are "not an ASCII letter or
 digit" rather than ``\\b``, because ``\\b`` sees Hangul as a word character and
@@ -29,6 +37,7 @@ import collections
 import datetime as dt
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -181,28 +190,84 @@ def find_cards(text: str) -> list[PiiSpan]:
     return spans
 
 
+# ---------------------------------------------------------------------- compatibility normalization
+
+# written for a hyphen in numbers: hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar,
+# minus sign, small and full-width hyphen-minus
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_SPACED_HYPHEN = re.compile(r"(?<=\d)( {1,2})?-( {1,2})?(?=\d)")
+
+
+class _FoldTable(dict):
+    """A ``str.translate`` table: code point -> its NFKC form, a dash variant -> "-"; filled on first sight."""
+
+    def __missing__(self, code_point: int) -> str:
+        ch = chr(code_point)
+        self[code_point] = out = "-" if ch in DASHES else unicodedata.normalize("NFKC", ch)
+        return out
+
+
+_FOLD = _FoldTable()
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """``text`` as the detectors read it, and the index in ``text`` of each of its characters (None when the
+    two line up one to one): NFKC per character, dashes as "-", no spaces around a hyphen between digits."""
+    folded = text.translate(_FOLD)
+    origin = None
+    if len(folded) != len(text):  # a character became several ("㈜" -> "(주)")
+        origin = [i for i, ch in enumerate(text) for _ in range(len(_FOLD[ord(ch)]))]
+    spaces = {i for m in _SPACED_HYPHEN.finditer(folded) for g in (1, 2) if m.group(g) for i in range(*m.span(g))}
+    if spaces:
+        origin = [o for i, o in enumerate(origin or range(len(folded))) if i not in spaces]
+        folded = "".join(ch for i, ch in enumerate(folded) if i not in spaces)
+    return folded, origin
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without the punctuation at its edges (brackets, quotes, commas, full stops) that a
+    detector took with it; a bracket closed inside the span stays."""
+    def edge(ch: str) -> bool:
+        return unicodedata.category(ch) in ("Ps", "Pe", "Pi", "Pf", "Po")
+
+    while start < end and edge(text[start]) and not (text[start] == "(" and ")" in text[start:end]):
+        start += 1
+    while end > start and edge(text[end - 1]) and not (text[end - 1] == ")" and "(" in text[start:end]):
+        end -= 1
+    return start, end
+
+
 # ---------------------------------------------------------------------- all together
 
 _FINDERS = {"email": find_emails, "rrn": find_rrns, "card": find_cards, "phone": find_phones, "ip": find_ips}
 
 
 def find_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> list[PiiSpan]:
-    """Non-overlapping personal-data spans in ``text``, sorted by start.
+    """Non-overlapping personal-data spans in ``text``, sorted by start; offsets into ``text`` itself.
 
-    Overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number inside it).
-    ``types``: a tuple of names from ``PII_TYPES`` (an unknown name is a ``ValueError``).
+    Detectors read ``fold(text)``; overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number
+    inside it). ``types``: a tuple of names from ``PII_TYPES`` (an unknown name is a ``ValueError``).
     """
     text, types = checks.text("text", text), checks.names("types", types, PII_TYPES)
+    folded, origin = fold(text)
     found = []
     for name, finder in _FINDERS.items():
         if any(t == name or t.startswith(name + "_") for t in types):
-            found += [s for s in finder(text) if s.type in types]
+            found += [_original(folded, s, origin) for s in finder(folded) if s.type in types]
     found.sort(key=lambda s: (_PRIORITY.index(s.type), s.start))
     taken: list[PiiSpan] = []
     for s in found:
         if all(s.end <= t.start or s.start >= t.end for t in taken):
             taken.append(s)
     return sorted(taken, key=lambda s: s.start)
+
+
+def _original(folded: str, span: PiiSpan, origin: list[int] | None) -> PiiSpan:
+    """``span`` of the folded text trimmed of edge punctuation, with the offsets of the original text."""
+    start, end = _trim(folded, span.start, span.end)
+    if origin is not None:
+        start, end = origin[start], origin[end - 1] + 1
+    return PiiSpan(start, end, span.type, span.confidence)
 
 
 @dataclass
