@@ -1,5 +1,6 @@
 """Rule-based filters: hand-computed rule values, Korean prose, and rule-by-rule agreement with datatrove."""
 
+import difflib
 import json
 from pathlib import Path
 
@@ -35,6 +36,37 @@ def corpus(cases):
 def test_words():
     assert F.words("Don't stop, the river's 2 boats!") == ("Don't", "stop", ",", "the", "river's", "2", "boats", "!")
     assert F.words("행무신이 설립했다.", "ko")[:2] == ("행무신", "이")
+
+
+def test_chunk_spans_tile_the_text_at_line_breaks_then_sentences_then_spaces():
+    assert F.chunk_spans("") == [(0, 0)] and F.chunk_spans("짧은 글.") == [(0, 5)]
+    assert F.chunk_spans("ab cd\nef gh. ij kl", 7) == [(0, 6), (6, 12), (12, 18)]  # line break, ". ", end
+    assert F.chunk_spans("ab 3.14 cd", 5) == [(0, 3), (3, 8), (8, 10)]  # "3." is no sentence end: a space
+    assert F.chunk_spans("abcdefghij", 4) == [(0, 4), (4, 8), (8, 10)]  # one long word: hard cuts
+
+
+def test_kiwi_gets_a_long_korean_document_in_bounded_pieces(monkeypatch):
+    """Kiwi's time grows faster than its input's length, so a 60,000-character document reaches it in
+    pieces of at most ``KIWI_CHUNK_CHARS`` characters; the words are Kiwi's in the whole document but in
+    one place of 28,561 words, where Kiwi reads across the piece's edge (로그+인+인 whole, 로그인 in pieces)."""
+    docs = load("documents", load_config("ci"))
+    base = "\n\n".join(t for t, lang in zip(docs["text"], docs["lang"]) if lang == "ko")
+    text = (base * (60_000 // len(base) + 1))[:60_000]
+    whole = tuple(text[t.start:t.end] for t in F.kiwi().tokenize(text))
+    seen = []
+    real = F.kiwi()
+
+    class Recording:
+        def tokenize(self, texts):
+            seen.extend(len(t) for t in texts)
+            return real.tokenize(texts)
+
+    monkeypatch.setattr(F, "kiwi", Recording)
+    F.clear_words_cache()
+    pieces = F.words(text, "ko")
+    assert sum(seen) == len(text) and max(seen) <= F.KIWI_CHUNK_CHARS == 5_000 and len(seen) == 13
+    changed = [op for op in difflib.SequenceMatcher(None, whole, pieces, autojunk=False).get_opcodes() if op[0] != "equal"]
+    assert len(whole) == 28_561 and changed == [("replace", 4683, 4686, 4683, 4684)]
 
 
 def test_duplicates_and_ngram_chars_by_hand():
