@@ -7,8 +7,12 @@ argument, the item and what was expected. A string must never be read as a list 
 
 import pytest
 
-from course_lib.curation import dedup, filters
+from course_lib.curation import dedup, filters, pii
 from course_lib.curation import pipeline as P
+from course_lib.evaluation import (bleu, choice_predictions, chrf, evaluate, exact_match, f1, generate_until,
+                                   leaderboard, loglikelihood, loglikelihood_rolling, rouge)
+from course_lib.world import load
+from course_lib.world.loading import WorldDataError, load_external
 
 # (id, call, error type, words the message must contain)
 CASES = [
@@ -34,6 +38,34 @@ CASES = [
     ("apply-filters-none", lambda: filters.apply_filters(None), TypeError, ("text", "NoneType")),
     ("label-scores-str", lambda: filters.label_scores("abc", ["en"], [[]], filters.for_language), TypeError,
      ("texts", "got str")),
+    ("pii-evaluate-str", lambda: pii.evaluate("a@b.com", [[]]), TypeError, ("texts", "got str")),
+    ("pii-evaluate-lengths", lambda: pii.evaluate(["a", "b"], [[]]), ValueError, ("labels", "one list", "(2)")),
+    # evaluation: the checks come before the model is touched, so no model is needed
+    ("loglik-str-pair", lambda: loglikelihood(None, None, ("Question:", " yes")), TypeError,
+     ("pairs[0]", "expected a (context, continuation) pair", "got str")),
+    ("loglik-none", lambda: loglikelihood(None, None, [("Question:", None)]), TypeError, ("pairs[0][1]", "NoneType")),
+    ("rolling-str", lambda: loglikelihood_rolling(None, None, "a document"), TypeError, ("texts", "got str")),
+    ("generate-str", lambda: generate_until(None, None, "Question:", max_new_tokens=4), TypeError,
+     ("prompts", "got str")),
+    ("generate-stop-str", lambda: generate_until(None, None, ["Q:"], max_new_tokens=4, stop="\n"), TypeError,
+     ("stop", "got str")),
+    ("exact-match-none", lambda: exact_match(None, "Mudi"), TypeError, ("prediction", "NoneType")),
+    ("exact-match-lang", lambda: exact_match("a", "a", lang="fr"), ValueError, ("lang", "'fr'")),
+    ("f1-int", lambda: f1("Mudi", 7), TypeError, ("reference", "got int 7")),
+    ("rouge-list", lambda: rouge(["a"], "a"), TypeError, ("prediction", "got list")),
+    ("chrf-str", lambda: chrf("abc", "abd"), TypeError, ("predictions", "got str")),
+    ("bleu-lengths", lambda: bleu(["a"], ["a", "b"]), ValueError, ("references", "one per prediction (1)", "got 2")),
+    ("choices-str", lambda: choice_predictions([-1.0], "a"), TypeError, ("choices", "got str")),
+    ("choices-lengths", lambda: choice_predictions([-1.0], ["a", "b"]), ValueError, ("logliks", "one per choice")),
+    ("choices-none", lambda: choice_predictions([], []), ValueError, ("logliks", "at least one")),
+    ("evaluate-split", lambda: evaluate(None, None, "cloze_en", split="dev"), ValueError, ("split", "'dev'", "test")),
+    ("evaluate-limit", lambda: evaluate(None, None, "cloze_en", limit=-1), ValueError, ("limit", "at least 0")),
+    ("evaluate-batch", lambda: evaluate(None, None, "cloze_en", batch_size="4"), TypeError,
+     ("batch_size", "expected an int", "str")),
+    ("leaderboard-list", lambda: leaderboard(["base"]), TypeError, ("models", "mapping", "got list")),
+    # the world loaders
+    ("load-table", lambda: load("docs"), ValueError, ("table", "'docs'", "documents")),
+    ("load-external-int", lambda: load_external(5), WorldDataError, ("data.source", "got int 5")),
 ]
 
 

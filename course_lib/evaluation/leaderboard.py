@@ -211,6 +211,9 @@ def leaderboard(models: Mapping[str, object], tasks="all", config=None, *, limit
     """
     import pandas as pd
 
+    if not isinstance(models, Mapping) or not models:
+        raise TypeError(f"models: expected a non-empty mapping name -> (model, tokenizer), got "
+                        f"{type(models).__name__} {models!r:.40}")
     if config is None:
         from course_lib.config import load_config
 
