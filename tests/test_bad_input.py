@@ -7,7 +7,7 @@ argument, the item and what was expected. A string must never be read as a list 
 
 import pytest
 
-from course_lib.curation import dedup, filters, pii
+from course_lib.curation import dedup, filters, pii, quality
 from course_lib.curation import pipeline as P
 from course_lib.evaluation import (bleu, choice_predictions, chrf, evaluate, exact_match, f1, generate_until,
                                    leaderboard, loglikelihood, loglikelihood_rolling, rouge)
@@ -38,6 +38,14 @@ CASES = [
     ("apply-filters-none", lambda: filters.apply_filters(None), TypeError, ("text", "NoneType")),
     ("label-scores-str", lambda: filters.label_scores("abc", ["en"], [[]], filters.for_language), TypeError,
      ("texts", "got str")),
+    ("classifier-str", lambda: quality.QualityClassifier(2 ** 8).fit("good text", ["bad"]), TypeError,
+     ("good", "got str")),
+    ("classifier-score-item", lambda: quality.HashedNgrams(2 ** 8).transform(["a", 3]), TypeError,
+     ("texts[1]", "got int 3")),
+    ("char-lm-str", lambda: quality.CharNgramLM().fit("abc"), TypeError, ("texts", "got str")),
+    ("char-lm-none", lambda: quality.CharNgramLM().fit(["ab"]).perplexity(None), TypeError, ("text", "NoneType")),
+    ("buckets-lengths", lambda: quality.perplexity_buckets([1.0, 2.0], ["en"]), ValueError,
+     ("langs", "one per perplexity (2)", "got 1")),
     ("pii-evaluate-str", lambda: pii.evaluate("a@b.com", [[]]), TypeError, ("texts", "got str")),
     ("pii-evaluate-lengths", lambda: pii.evaluate(["a", "b"], [[]]), ValueError, ("labels", "one list", "(2)")),
     # evaluation: the checks come before the model is touched, so no model is needed
