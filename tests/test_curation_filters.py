@@ -65,7 +65,8 @@ def test_kiwi_gets_a_long_korean_document_in_bounded_pieces(monkeypatch):
     F.clear_words_cache()
     pieces = F.words(text, "ko")
     assert sum(seen) == len(text) and max(seen) <= F.KIWI_CHUNK_CHARS == 5_000 and len(seen) == 13
-    changed = [op for op in difflib.SequenceMatcher(None, whole, pieces, autojunk=False).get_opcodes() if op[0] != "equal"]
+    opcodes = difflib.SequenceMatcher(None, whole, pieces, autojunk=False).get_opcodes()
+    changed = [op for op in opcodes if op[0] != "equal"]
     assert len(whole) == 28_561 and changed == [("replace", 4683, 4686, 4683, 4684)]
 
 
@@ -264,3 +265,4 @@ def test_filters_against_world_labels():
     code_pages = [(t, lang) for t, lang, f in zip(docs["text"], docs["lang"], docs["quality_flags"])
                   if "code_in_prose" in f]
     assert code_pages and all("{" not in F.C4Lines(min_num_sentences=0)(t).text for t, _ in code_pages)
+

@@ -50,7 +50,8 @@ _SPACES = _SpaceTable()
 
 def normalize_text(text: str) -> str:
     """NFC, case-folded, punctuation and symbols turned into spaces, whitespace collapsed."""
-    text = unicodedata.normalize("NFC", checks.text("text", text)).casefold().translate(_SPACES)  # one C loop, not one per character
+    text = checks.text("text", text)
+    text = unicodedata.normalize("NFC", text).casefold().translate(_SPACES)  # one C loop, not one per character
     return " ".join(text.split())
 
 
