@@ -266,3 +266,27 @@ def test_filters_against_world_labels():
                   if "code_in_prose" in f]
     assert code_pages and all("{" not in F.C4Lines(min_num_sentences=0)(t).text for t, _ in code_pages)
 
+
+BOILERPLATE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "curation" / "boilerplate_pages.jsonl"
+
+
+@pytest.mark.parametrize("profile", ["ci", "laptop"])
+def test_config_filters_drop_cookie_banner_and_menu_pages_as_the_paper_set_does(profile):
+    """Hand-written cookie-consent and menu pages, English and Korean: all that C4 keeps of them is the
+    copyright line, two "sentences", enough for the profiles' relaxed sentence count, so the configured set
+    drops them for keeping fewer words than Gopher's shortest document; the papers' set drops them too."""
+    pages = [json.loads(line) for line in BOILERPLATE.read_text(encoding="utf-8").splitlines()]
+    cfg = load_config(profile).curation
+    config = {p["name"]: F.apply_filters(p["text"], p["lang"], F.from_config(p["lang"], cfg)).rule for p in pages}
+    paper = {p["name"]: F.apply_filters(p["text"], p["lang"]).rule for p in pages}
+    assert config == {"cookie_en": "c4.too_few_words", "menu_en": "c4.too_few_words",
+                      "cookie_ko": "c4.too_few_words", "menu_ko": "c4.too_few_words"}
+    assert paper == {"cookie_en": "c4.too_few_sentences", "menu_en": "gopher_quality.gopher_short_doc",
+                     "cookie_ko": "c4.too_few_sentences", "menu_ko": "gopher_quality.gopher_short_doc"}
+
+
+def test_korean_policy_notices_are_c4_policy_lines():
+    c4 = F.for_language("ko")["c4"]
+    text = "당사와 파트너는 쿠키를 사용합니다.\n이 글은 강의 역사를 다룬다. 강은 오래되었다.\n사람들이 모였다. 마을이 생겼다. 다리가 놓였다."
+    assert c4(text).text == "이 글은 강의 역사를 다룬다. 강은 오래되었다.\n사람들이 모였다. 마을이 생겼다. 다리가 놓였다."
+    assert F.C4Lines()(text).text == text  # the paper's list is English

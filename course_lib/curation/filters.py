@@ -279,6 +279,8 @@ class GopherRepetition:
 
 C4_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+# the same notices as Korean sites write them: "uses cookies", cookie policy, privacy policy, terms of use
+C4_POLICY_KO = ("쿠키를 사용", "쿠키 정책", "개인정보처리방침", "개인정보 처리방침", "이용약관")
 _SENTENCE_END = re.compile(r"[.!?。？！]+[\"'”’)]*(?=\s|$)")
 
 
@@ -298,10 +300,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 class C4Lines:
     """C4's rules (Raffel et al. 2020): keep only lines that end in terminal punctuation, have at least
     ``min_words_per_line`` words and mention neither "javascript" nor a policy phrase; drop the whole
-    page for "lorem ipsum", a curly bracket, or fewer than ``min_num_sentences`` sentences left."""
+    page for "lorem ipsum", a curly bracket, or fewer than ``min_num_sentences`` sentences left.
+
+    ``min_kept_words`` (the course's addition, off by default) also drops a page whose kept lines hold fewer
+    (whitespace) words: with a relaxed sentence count, a cookie-banner or menu page of which only the
+    copyright line "© 2024 Site. All rights reserved." survives would pass as two sentences."""
 
     min_words_per_line: int = 3
     min_num_sentences: int = 5
+    min_kept_words: int | None = None
     max_word_length: int = 1000
     end_punctuation: tuple[str, ...] = (".", "?", "!", '"', "'")
     remove_citations: bool = True
@@ -309,6 +316,7 @@ class C4Lines:
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
+    policy_phrases: tuple[str, ...] = C4_POLICY
 
     def __call__(self, text: str) -> Verdict:
         kept, sentences = [], 0
@@ -330,12 +338,14 @@ class C4Lines:
                 continue
             if self.filter_curly_bracket and "{" in line:
                 return Verdict(False, "curly_bracket", text)
-            if self.filter_policy and any(p in low for p in C4_POLICY):
+            if self.filter_policy and any(p in low for p in self.policy_phrases):
                 continue
             sentences += len(sentence_spans(line))
             kept.append(line)
         if sentences < self.min_num_sentences:
             return Verdict(False, "too_few_sentences", text)
+        if self.min_kept_words and sum(len(line.split()) for line in kept) < self.min_kept_words:
+            return Verdict(False, "too_few_words", text)
         return Verdict(True, "", "\n".join(kept).strip())
 
 
@@ -389,12 +399,14 @@ def for_language(lang: str, **overrides: dict) -> dict[str, object]:
     morpheme length is about 1.7 characters, so the floor is 1; Korean stop
     words; a Korean line holds about twice the content of an English line of
     the same length, so FineWeb's short line is 15 characters. ``overrides``
-    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``. ``lang`` is any code ``normalize_lang`` reads.
+    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``. ``lang`` is any code
+    ``normalize_lang`` reads; C4 also drops lines with Korean policy notices (``C4_POLICY_KO``) in Korean.
     """
     lang = normalize_lang(lang)
     if lang == "ko":
         made = {"gopher_quality": GopherQuality(min_avg_word_length=1, stop_words=KO_STOP_WORDS, lang="ko"),
-                "gopher_repetition": GopherRepetition(lang="ko"), "c4": C4Lines(),
+                "gopher_repetition": GopherRepetition(lang="ko"),
+                "c4": C4Lines(policy_phrases=C4_POLICY + C4_POLICY_KO),
                 "fineweb": FineWeb(short_line_length=15, lang="ko")}
     else:
         made = {"gopher_quality": GopherQuality(lang=lang), "gopher_repetition": GopherRepetition(lang=lang),
@@ -426,7 +438,8 @@ def from_config(lang: str, cfg) -> dict[str, object]:
                         "min_alpha_words_ratio": cfg.min_alpha_words_ratio, "min_stop_words": cfg.min_stop_words},
         gopher_repetition={"top_n_grams": tuple(zip(range(2, 5), cfg.top_ngram_fracs)),
                            "dup_n_grams": tuple(zip(range(5, 11), cfg.dup_ngram_fracs))},
-        c4={"min_num_sentences": cfg.c4_min_num_sentences},
+        # what C4 keeps must still be as long as Gopher's shortest document (cookie-banner and menu pages)
+        c4={"min_num_sentences": cfg.c4_min_num_sentences, "min_kept_words": cfg.min_doc_words},
         fineweb={"short_line_length": cfg.ko_short_line_length} if normalize_lang(lang) == "ko" else {},
     )
 
