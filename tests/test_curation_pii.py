@@ -213,3 +213,13 @@ def test_unknown_or_misshapen_pii_types_are_errors(types, error, words):
         with pytest.raises(error) as info:
             call("mail kim@example.com", types=types)
         assert all(w in str(info.value) for w in words)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("960121-1021413)010-3922-4615", "[RRN])[PHONE_KR]"),  # one run of digits to phonenumbers, until the RRN goes
+    ("2001:db8::1kim@example.com", "[IP][EMAIL]"),  # the address keeps "1", the IP shows once it is masked
+    ("addr 2001:db8:: end", "addr [IP] end"),  # a colon ends an IPv6 address: it is not punctuation to trim
+])
+def test_items_hidden_behind_another_are_found_once_it_is_masked(text, masked):
+    assert pii.mask(text).text == masked
+    assert pii.find_pii(masked) == []

@@ -224,11 +224,14 @@ def fold(text: str) -> tuple[str, list[int] | None]:
     return folded, origin
 
 
+_EDGE_MARKS = ",.;!?'\"、。·"
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     """``text[start:end]`` without the punctuation at its edges (brackets, quotes, commas, full stops) that a
     detector took with it; a bracket closed inside the span stays."""
-    def edge(ch: str) -> bool:
-        return unicodedata.category(ch) in ("Ps", "Pe", "Pi", "Pf", "Po")
+    def edge(ch: str) -> bool:  # not ":", which ends an IPv6 address (2001:db8::)
+        return unicodedata.category(ch) in ("Ps", "Pe", "Pi", "Pf") or ch in _EDGE_MARKS
 
     while start < end and edge(text[start]) and not (text[start] == "(" and ")" in text[start:end]):
         start += 1
@@ -247,19 +250,50 @@ def find_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> list[PiiSpan]:
 
     Detectors read ``fold(text)``; overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number
     inside it). ``types``: a tuple of names from ``PII_TYPES`` (an unknown name is a ``ValueError``).
+
+    An item can hide behind another: ``phonenumbers`` refuses ``960121-1021413)010-3922-4615`` as one run
+    of digits, but finds the phone number once the RRN is masked. So the text is searched again with the
+    spans found so far blanked out as placeholders look (``[ ... ]``, same length), until nothing new turns
+    up; then the masked text holds nothing detectable.
     """
     text, types = checks.text("text", text), checks.names("types", types, PII_TYPES)
+    taken = _detect(text, types)
+    while taken and (more := [s for s in _detect(_blank(text, taken), types)
+                               if not any(_overlap(s, t) for t in taken)]):
+        taken += more
+    return sorted(taken, key=lambda s: s.start)
+
+
+def _overlap(a: PiiSpan, b: PiiSpan) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _detect(text: str, types: tuple[str, ...]) -> list[PiiSpan]:
+    """One pass of the detectors of ``types`` over ``fold(text)``: non-overlapping spans of ``text``."""
     folded, origin = fold(text)
     found = []
     for name, finder in _FINDERS.items():
         if any(t == name or t.startswith(name + "_") for t in types):
             found += [_original(folded, s, origin) for s in finder(folded) if s.type in types]
-    found.sort(key=lambda s: (_PRIORITY.index(s.type), s.start))
+    return _non_overlapping([s for s in found if s.end > s.start])  # trimmed to nothing: punctuation only
+
+
+def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """The spans kept by ``_PRIORITY``, then by position: a span overlapping one kept before it goes."""
     taken: list[PiiSpan] = []
-    for s in found:
-        if all(s.end <= t.start or s.start >= t.end for t in taken):
+    for s in sorted(spans, key=lambda s: (_PRIORITY.index(s.type), s.start)):
+        if not any(_overlap(s, t) for t in taken):
             taken.append(s)
-    return sorted(taken, key=lambda s: s.start)
+    return taken
+
+
+def _blank(text: str, spans: list[PiiSpan]) -> str:
+    """``text`` with each span replaced by ``[``, spaces, ``]`` of the same length (offsets stay valid)."""
+    out, pos = [], 0
+    for s in sorted(spans, key=lambda s: s.start):
+        out += [text[pos:s.start], "[" + " " * (s.end - s.start - 2) + "]" if s.end - s.start > 1 else "["]
+        pos = s.end
+    return "".join(out + [text[pos:]])
 
 
 def _original(folded: str, span: PiiSpan, origin: list[int] | None) -> PiiSpan:
