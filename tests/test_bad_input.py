@@ -20,6 +20,8 @@ CASES = [
     ("run-none", lambda: P.Pipeline([P.ExactDedup()]).run(None), TypeError, ("data", "NoneType")),
     ("run-int", lambda: P.Pipeline([P.ExactDedup()]).run(42), TypeError, ("data", "got int 42")),
     ("run-one-record", lambda: P.Pipeline([]).run({"text": "a"}), TypeError, ("data", "got dict")),
+    ("run-repeated-id", lambda: P.Pipeline([]).run([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]), ValueError,
+     ("data", "unique", "'a' is used 2 times")),
     ("exact-str", lambda: dedup.exact_duplicates("abc"), TypeError, ("texts", "got str 'abc'")),
     ("exact-item", lambda: dedup.exact_duplicates(["a", None]), TypeError, ("texts[1]", "expected a str", "NoneType")),
     ("url-dup-str", lambda: dedup.url_duplicates("https://a.com"), TypeError, ("urls", "got str")),

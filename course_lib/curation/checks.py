@@ -3,9 +3,9 @@
 A Python string is a sequence of characters, so ``run("some text")`` would read
 four documents ``h``, ``e``, ``l``, ``o`` and ``exact_duplicates("abc")`` three;
 these checks refuse a string (or bytes, or a dict) where a list is meant. Every
-message names the argument, the item (its record id when it has one, else its
-index) and what was expected. Wrong types raise ``TypeError``, wrong values
-``ValueError``.
+message names the argument, the item (``texts[3]``) and what was expected. Wrong
+types raise ``TypeError``, wrong values ``ValueError``. (A malformed *record* in
+the curation pipeline is not an error: ``Validate`` gives it a reason in the audit.)
 """
 
 from __future__ import annotations

@@ -540,7 +540,8 @@ def duplicate_spans(docs: Sequence[Sequence[str]], min_tokens: int = 50) -> list
     position p repeats iff the LCP of suffix p with a neighbour in the suffix
     array is >= ``min_tokens``; the spans are the union of those windows.
     """
-    docs = [checks.texts(f"docs[{d}]", tokens) for d, tokens in enumerate(checks.sequence("docs", docs, "token lists"))]
+    docs = checks.sequence("docs", docs, "token lists")
+    docs = [checks.texts(f"docs[{d}]", tokens) for d, tokens in enumerate(docs)]
     vocab: dict[str, int] = {}
     seq, starts = [], []
     for d, tokens in enumerate(docs):

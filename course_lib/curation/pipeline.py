@@ -362,8 +362,10 @@ class Pipeline:
         audit = Audit(n_input=len(records))
         for i, r in enumerate(records):
             r["id"] = str(r.get("id", i)) if r.get("id") not in (None, "") else str(i)
-        if len({r["id"] for r in records}) != len(records):
-            raise ValueError("document ids must be unique")
+        repeated = [i for i, n in collections.Counter(r["id"] for r in records).items() if n > 1]
+        if repeated:
+            raise ValueError(f"data: document ids must be unique; {repeated[0]!r} is used "
+                             f"{sum(r['id'] == repeated[0] for r in records)} times")
         validate, rest = self.steps[0], self.steps[1:]
         reasons = validate.reasons(records)
         self._record(audit, validate.name, [r["id"] for r in records], reasons, {})
