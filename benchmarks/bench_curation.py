@@ -157,7 +157,7 @@ def main() -> None:
     # ------------------------------------------------------------ 3. the whole pipeline
     totals, per_step = [], []
     for _ in range(args.pipeline_repeats):
-        filters.words.cache_clear()
+        filters.clear_words_cache()
         pipe = pipeline.from_config(cfg, num_proc=1)
         step_seconds = {}
         for step in pipe.steps:  # time each step by wrapping its apply

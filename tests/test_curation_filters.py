@@ -1,5 +1,6 @@
 """Rule-based filters: hand-computed rule values, Korean prose, and rule-by-rule agreement with datatrove."""
 
+import difflib
 import json
 from pathlib import Path
 
@@ -35,6 +36,38 @@ def corpus(cases):
 def test_words():
     assert F.words("Don't stop, the river's 2 boats!") == ("Don't", "stop", ",", "the", "river's", "2", "boats", "!")
     assert F.words("행무신이 설립했다.", "ko")[:2] == ("행무신", "이")
+
+
+def test_chunk_spans_tile_the_text_at_line_breaks_then_sentences_then_spaces():
+    assert F.chunk_spans("") == [(0, 0)] and F.chunk_spans("짧은 글.") == [(0, 5)]
+    assert F.chunk_spans("ab cd\nef gh. ij kl", 7) == [(0, 6), (6, 12), (12, 18)]  # line break, ". ", end
+    assert F.chunk_spans("ab 3.14 cd", 5) == [(0, 3), (3, 8), (8, 10)]  # "3." is no sentence end: a space
+    assert F.chunk_spans("abcdefghij", 4) == [(0, 4), (4, 8), (8, 10)]  # one long word: hard cuts
+
+
+def test_kiwi_gets_a_long_korean_document_in_bounded_pieces(monkeypatch):
+    """Kiwi's time grows faster than its input's length, so a 60,000-character document reaches it in
+    pieces of at most ``KIWI_CHUNK_CHARS`` characters; the words are Kiwi's in the whole document but in
+    one place of 28,561 words, where Kiwi reads across the piece's edge (로그+인+인 whole, 로그인 in pieces)."""
+    docs = load("documents", load_config("ci"))
+    base = "\n\n".join(t for t, lang in zip(docs["text"], docs["lang"]) if lang == "ko")
+    text = (base * (60_000 // len(base) + 1))[:60_000]
+    whole = tuple(text[t.start:t.end] for t in F.kiwi().tokenize(text))
+    seen = []
+    real = F.kiwi()
+
+    class Recording:
+        def tokenize(self, texts):
+            seen.extend(len(t) for t in texts)
+            return real.tokenize(texts)
+
+    monkeypatch.setattr(F, "kiwi", Recording)
+    F.clear_words_cache()
+    pieces = F.words(text, "ko")
+    assert sum(seen) == len(text) and max(seen) <= F.KIWI_CHUNK_CHARS == 5_000 and len(seen) == 13
+    opcodes = difflib.SequenceMatcher(None, whole, pieces, autojunk=False).get_opcodes()
+    changed = [op for op in opcodes if op[0] != "equal"]
+    assert len(whole) == 28_561 and changed == [("replace", 4683, 4686, 4683, 4684)]
 
 
 def test_duplicates_and_ngram_chars_by_hand():
@@ -232,3 +265,28 @@ def test_filters_against_world_labels():
     code_pages = [(t, lang) for t, lang, f in zip(docs["text"], docs["lang"], docs["quality_flags"])
                   if "code_in_prose" in f]
     assert code_pages and all("{" not in F.C4Lines(min_num_sentences=0)(t).text for t, _ in code_pages)
+
+
+BOILERPLATE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "curation" / "boilerplate_pages.jsonl"
+
+
+@pytest.mark.parametrize("profile", ["ci", "laptop"])
+def test_config_filters_drop_cookie_banner_and_menu_pages_as_the_paper_set_does(profile):
+    """Hand-written cookie-consent and menu pages, English and Korean: all that C4 keeps of them is the
+    copyright line, two "sentences", enough for the profiles' relaxed sentence count, so the configured set
+    drops them for keeping fewer words than Gopher's shortest document; the papers' set drops them too."""
+    pages = [json.loads(line) for line in BOILERPLATE.read_text(encoding="utf-8").splitlines()]
+    cfg = load_config(profile).curation
+    config = {p["name"]: F.apply_filters(p["text"], p["lang"], F.from_config(p["lang"], cfg)).rule for p in pages}
+    paper = {p["name"]: F.apply_filters(p["text"], p["lang"]).rule for p in pages}
+    assert config == {"cookie_en": "c4.too_few_words", "menu_en": "c4.too_few_words",
+                      "cookie_ko": "c4.too_few_words", "menu_ko": "c4.too_few_words"}
+    assert paper == {"cookie_en": "c4.too_few_sentences", "menu_en": "gopher_quality.gopher_short_doc",
+                     "cookie_ko": "c4.too_few_sentences", "menu_ko": "gopher_quality.gopher_short_doc"}
+
+
+def test_korean_policy_notices_are_c4_policy_lines():
+    c4 = F.for_language("ko")["c4"]
+    text = "당사와 파트너는 쿠키를 사용합니다.\n이 글은 강의 역사를 다룬다. 강은 오래되었다.\n사람들이 모였다. 마을이 생겼다. 다리가 놓였다."
+    assert c4(text).text == "이 글은 강의 역사를 다룬다. 강은 오래되었다.\n사람들이 모였다. 마을이 생겼다. 다리가 놓였다."
+    assert F.C4Lines()(text).text == text  # the paper's list is English

@@ -164,3 +164,62 @@ def test_world_has_lookalikes_that_stay_unmasked(documents):
              if line.startswith(("Ticket no.", "접수번호", "Order ", "주문번호", "ISBN", "Firmware", "펌웨어"))]
     assert len(lines) >= 3
     assert all(not pii.find_pii(line) for line in lines)
+
+
+# ---------------------------------------------------------------------- compatibility forms, edges, bad types
+
+WRITTEN = {  # how web text writes a number -> the type it is
+    "９６０１２１－１０２１４１３": "rrn",  # full-width digits and hyphen-minus
+    "960121–1021413": "rrn",  # en dash
+    "960121 - 1021413": "rrn",  # spaces around the hyphen
+    "９６０１２１−１０２１４１３": "rrn",  # full-width digits, minus sign
+    "０１０－３９２２－４６１５": "phone_kr",
+    "010–3922–4615": "phone_kr",
+    "010 - 3922 - 4615": "phone_kr",
+    "kim＠example．com": "email",  # full-width at sign and full stop
+}
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_numbers_in_compatibility_forms_are_found_and_masked_exactly(written):
+    text = f"신청인 {written}입니다."
+    assert found(text) == [(written, WRITTEN[written])]
+    assert pii.mask(text).text == f"신청인 {pii.PLACEHOLDERS[WRITTEN[written]]}입니다."
+
+
+def test_fold_maps_every_character_back():
+    folded, origin = pii.fold("전화 ０１０ – ３９２２")
+    assert folded == "전화 010-3922" and origin == [0, 1, 2, 3, 4, 5, 7, 9, 10, 11, 12]
+    assert pii.fold("plain 010-3922") == ("plain 010-3922", None)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("신청인(011-3922-4615)은", "신청인([PHONE_KR])은"),
+    ("번호는 “960121-1021413”이다.", "번호는 “[RRN]”이다."),
+    ("mail <kim@example.com>, or 010-3922-4615.", "mail <[EMAIL]>, or [PHONE_KR]."),
+    ("call (02) 123-4567 now", "call [PHONE_KR] now"),  # a bracket closed inside the number is part of it
+])
+def test_spans_never_take_the_punctuation_around_them(text, masked):
+    assert pii.mask(text).text == masked
+
+
+@pytest.mark.parametrize("types, error, words", [
+    (("bogus",), ValueError, ("types", "'bogus'", "email, phone_kr")),
+    ("email", TypeError, ("types", "got str 'email'")),
+    (None, TypeError, ("types", "NoneType")),
+])
+def test_unknown_or_misshapen_pii_types_are_errors(types, error, words):
+    for call in (pii.mask, pii.find_pii):
+        with pytest.raises(error) as info:
+            call("mail kim@example.com", types=types)
+        assert all(w in str(info.value) for w in words)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("960121-1021413)010-3922-4615", "[RRN])[PHONE_KR]"),  # one run of digits to phonenumbers, until the RRN goes
+    ("2001:db8::1kim@example.com", "[IP][EMAIL]"),  # the address keeps "1", the IP shows once it is masked
+    ("addr 2001:db8:: end", "addr [IP] end"),  # a colon ends an IPv6 address: it is not punctuation to trim
+])
+def test_items_hidden_behind_another_are_found_once_it_is_masked(text, masked):
+    assert pii.mask(text).text == masked
+    assert pii.find_pii(masked) == []

@@ -71,6 +71,24 @@ def test_line_and_substring_steps_rewrite_and_drop_emptied():
     assert result.audit.steps[2]["counters"] == {"words_removed": 60}
 
 
+EMPTIED = {  # a batch whose every document is dropped before the first per-document step -> its audit
+    "empty": ([], {}),
+    "blank": ([""], {"0": ("validate", "empty")}),
+    "all-bad": ([{"id": "blank", "text": " "}, {"id": "none", "text": None}],
+                {"blank": ("validate", "empty"), "none": ("validate", "not_text")}),
+    "10MB": ([{"id": "huge", "text": "x " * 5_000_000}], {"huge": ("validate", "huge")}),
+}
+
+
+@pytest.mark.parametrize("batch, fate", EMPTIED.values(), ids=EMPTIED)
+def test_configured_pipeline_runs_when_every_document_is_dropped(batch, fate):
+    """Every step runs on an empty dataset (``Dataset.map`` over nothing adds no ``_reason`` column)."""
+    result = P.from_config(load_config("ci"), num_proc=1).run(batch)
+    assert len(result.dataset) == 0
+    assert result.audit.fate == fate and result.audit.n_input == len(batch)
+    assert [row["in"] for row in result.audit.steps] == [len(batch), 0, 0, 0, 0, 0]
+
+
 def test_audit_check_catches_a_lost_document():
     result = P.Pipeline([P.ExactDedup()]).run([CLEAN, CLEAN, "other text here"])
     result.audit.check()
@@ -130,3 +148,66 @@ def test_configured_pipeline_on_ci_world(ci_world):
     assert all(not pii.find_pii(t) for t in result.dataset["text"])
     assert audit.steps[3]["dropped"] and all(r.split(".")[0] in ("gopher_quality", "gopher_repetition", "c4",
                                                                  "fineweb") for r in audit.steps[3]["dropped"])
+
+
+@pytest.fixture(scope="module")
+def korean_pages(ci_world):
+    """The ci world's Korean web and forum pages and their fates under the papers' thresholds as ``ko``."""
+    korean = [d for d in ci_world.to_list() if d["lang"] == "ko" and d["kind"] in ("web", "forum")]
+    return korean, P.Pipeline([P.QualityFilters(None)]).run(korean).audit.fate
+
+
+def _recoded(docs, code):
+    return [{k: v for k, v in d.items() if k != "lang"} | ({"lang": code} if code is not None else {}) for d in docs]
+
+
+@pytest.mark.parametrize("code", ["ko-KR", "KO", "kor", "ko_kr"])
+def test_korean_documents_are_judged_by_the_korean_rules_whatever_the_code(korean_pages, code):
+    """Written as ``ko-KR``, ``KO``, ``kor``, each Korean page meets the fate it meets as ``ko``: none falls to
+    an English-only rule."""
+    korean, as_ko = korean_pages
+    assert P.Pipeline([P.QualityFilters(None)]).run(_recoded(korean, code)).audit.fate == as_ko
+    # judged as English all 100 would go (63 too short in whitespace words, 30 without English stop words, ...)
+    assert len(korean) == 100 and collections.Counter(as_ko.values())[("kept", "")] == 41
+
+
+@pytest.mark.parametrize("code", [None, ""])
+def test_a_missing_language_is_detected_not_assumed_english(korean_pages, code):
+    """With no code, the course's detector reads each page: all but one are Korean and meet their ``ko`` fate;
+    the one page it reads as English is lorem-ipsum filler in Latin letters, dropped either way."""
+    korean, as_ko = korean_pages
+    fate = P.Pipeline([P.QualityFilters(None)]).run(_recoded(korean, code)).audit.fate
+    assert {i for i in fate if fate[i] != as_ko[i]} == {"web-00111"}
+    assert fate["web-00111"][0] == as_ko["web-00111"][0] == "quality_filters"
+
+
+def test_an_unknown_language_code_is_a_named_reason():
+    records = [{"id": "fr", "text": CLEAN, "lang": "fr-FR"}, {"id": "num", "text": CLEAN + " Two.", "lang": 7},
+               {"id": "en", "text": CLEAN + " Three.", "lang": "en-US"}]
+    fate = P.Pipeline([P.QualityFilters(None)]).run(records).audit.fate
+    assert fate["fr"] == fate["num"] == ("validate", "unknown_lang") and fate["en"][0] != "validate"
+
+
+def test_a_malformed_url_is_a_reason_and_the_run_goes_on():
+    good = [{"id": f"p{i}", "text": f"Page number {i} of the site.", "url": f"https://site.com/p/{i}"}
+            for i in range(2000)]
+    bad = [{"id": "ipv6", "text": "One more page.", "url": "http://[::1"},
+           {"id": "int", "text": "And another page.", "url": 42},
+           {"id": "port", "text": "A page on a bad port.", "url": "https://site.com:99999/q"}]
+    result = P.Pipeline([P.UrlDedup(), P.ExactDedup()]).run(good[:1000] + bad + good[1000:])
+    assert {i: f for i, f in result.audit.fate.items() if f != ("kept", "")} == {
+        "ipv6": ("validate", "invalid_url"), "int": ("validate", "invalid_url"), "port": ("validate", "invalid_url")}
+    assert result.dataset["id"] == [d["id"] for d in good]
+
+
+def test_a_value_of_the_wrong_type_for_its_column_is_a_reason():
+    """``extra`` holds strings in most records: the record with an int in it goes with ``bad_column_type``
+    (pyarrow would refuse the whole column); ints and floats share a column."""
+    records = [{"id": "a", "text": "First page.", "extra": "x", "score": 1},
+               {"id": "b", "text": "Second page.", "extra": 7, "score": 2.5},
+               {"id": "c", "text": "Third page.", "extra": "y", "score": 3},
+               {"id": "d", "text": "Fourth page.", "extra": None, "score": True}]
+    result = P.Pipeline([P.ExactDedup()]).run(records)
+    assert result.audit.fate == {"a": ("kept", ""), "b": ("validate", "bad_column_type"),
+                                 "c": ("kept", ""), "d": ("validate", "bad_column_type")}
+    assert result.dataset["extra"] == ["x", "y"] and result.dataset["score"] == [1, 3]

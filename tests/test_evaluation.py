@@ -248,3 +248,36 @@ def test_cli_lists_and_evaluates_a_saved_model(model, tok, tmp_path, capsys):
     assert main(["eval", "--profile", "ci", "--model", "no-such-model", "--tasks", "cloze_en"]) == 2
     assert main(["eval", "--profile", "ci", "--model", str(tmp_path / "m"), "--tasks", "no_such_task"]) == 2
     assert "no_such_task" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- empty choices and contexts
+
+
+@torch.no_grad()
+def test_an_empty_context_is_the_begin_token_and_an_empty_continuation_scores_log_one(model, tok):
+    ids = [tok.bos_token_id] + tok.encode("Mudi", add_special_tokens=False)
+    logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    expected = sum(logprobs[i - 1, ids[i]].item() for i in range(1, len(ids)))
+    scores = loglikelihood(model, tok, [("", "Mudi"), ("", ""), ("Jubal was founded in", "")])
+    assert scores[0][0] == pytest.approx(expected, abs=1e-4)
+    assert scores[1:] == [(0.0, True), (0.0, True)]  # P(empty string) = 1, whatever the context
+
+
+def test_multiple_choice_with_an_empty_choice(model, tok, ci):
+    """The empty choice is scored as lm-eval scores it: the target delimiter alone, and -inf per character
+    (lm-eval divides the log-likelihoods by numpy float lengths), so acc_norm and acc_bytes never pick it."""
+    from course_lib.evaluation import Task
+
+    class Fixed(Task):
+        def rows(self, config, split="test"):
+            return [{"id": f"q{split}", "question": "Where was Mudi born?", "context": "", "lang": "en",
+                     "choices": ["", "Jubal", "Mudi"], "label": 2}]
+
+    task = Fixed(name="empty_choice", family="multiple_choice", lang="en", group="test", kind="multiple_choice",
+                 metrics=("acc", "acc_norm", "acc_bytes"), primary="acc")
+    item, = evaluate(model, tok, [task], config=ci, samples=True)["samples"]["empty_choice"]
+    pairs = [(item["prompt"], " " + c) for c in item["choices"]]
+    assert item["logliks"] == [ll for ll, _ in loglikelihood(model, tok, pairs)]
+    norm = [item["logliks"][i] / len(c) for i, c in enumerate(item["choices"]) if c]
+    assert item["acc_norm"] == float(1 + norm.index(max(norm)) == 2)
+    assert item["acc"] == float(item["logliks"].index(max(item["logliks"])) == 2)

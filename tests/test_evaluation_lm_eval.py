@@ -199,3 +199,24 @@ def test_seq2seq_model_agrees_with_lm_eval(saved_models, ci, monkeypatch, tmp_pa
 
 if __name__ == "__main__":
     write_fixtures()
+
+
+@pytest.mark.slow
+def test_empty_choice_and_empty_context_score_as_in_lm_eval(saved_models):
+    """lm-eval's ``HFLM.loglikelihood`` on the two edge cases of multiple choice: an empty choice (the request
+    is the target delimiter alone) and an empty context (the prefix token stands in for it)."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from course_lib.evaluation import choice_predictions, load_model, loglikelihood
+
+    prompt = "Question: Where was Mudi born?\nAnswer:"
+    pairs = [(prompt, " "), (prompt, " Jubal"), ("", " Jubal"), ("", "서울")]
+    lm = HFLM(pretrained=str(saved_models["llama"]), device="cpu", dtype="float32", batch_size=4)
+    theirs = [r[0] for r in lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)])]
+    model, tok = load_model(str(saved_models["llama"]))
+    ours = [ll for ll, _ in loglikelihood(model, tok, pairs, batch_size=4)]
+    assert ours == pytest.approx(theirs, abs=TOL)
+    # lm-eval's multiple-choice rule (api/task.py): np.argmax(lls / np.array([float(len(c)) for c in choices]))
+    assert choice_predictions(ours[:2], ["", "Jubal"]) == {"acc": int(ours[1] > ours[0]), "acc_norm": 1,
+                                                           "acc_bytes": 1}

@@ -30,6 +30,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 
+from . import checks
+
 # ---------------------------------------------------------------------- normalization
 
 
@@ -48,6 +50,7 @@ _SPACES = _SpaceTable()
 
 def normalize_text(text: str) -> str:
     """NFC, case-folded, punctuation and symbols turned into spaces, whitespace collapsed."""
+    text = checks.text("text", text)
     text = unicodedata.normalize("NFC", text).casefold().translate(_SPACES)  # one C loop, not one per character
     return " ".join(text.split())
 
@@ -63,7 +66,7 @@ def exact_duplicates(texts: Sequence[str]) -> list[int]:
     A document is kept iff ``result[i] == i``.
     """
     first: dict[str, int] = {}
-    return [first.setdefault(text_hash(t), i) for i, t in enumerate(texts)]
+    return [first.setdefault(text_hash(t), i) for i, t in enumerate(checks.texts("texts", texts))]
 
 
 # ---------------------------------------------------------------------- URLs
@@ -71,10 +74,23 @@ def exact_duplicates(texts: Sequence[str]) -> list[int]:
 TRACKING_PARAMS = ("fbclid", "gclid", "ref", "source")
 
 
+def split_url(url: str):
+    """``urlsplit`` of the stripped ``url``; a ``TypeError`` for a non-string, a ``ValueError`` naming the URL
+    for one it cannot read (an unclosed IPv6 bracket, a bad port)."""
+    try:
+        parts = urlsplit(checks.text("url", url).strip())
+        parts.port  # noqa: B018 -- parses the port, so a bad one fails here, not later
+    except ValueError as err:
+        raise ValueError(f"url: cannot read {url!r} ({err})") from None
+    return parts
+
+
 def normalize_url(url: str, mirror_suffixes: Sequence[str] = ()) -> str:
     """The page a URL names: lower-case host without ``www.``/``m.`` or a mirror suffix, no scheme,
-    no fragment, no tracking parameters (``utm_*``, ``fbclid``, ...), sorted query, no trailing slash."""
-    parts = urlsplit(url.strip())
+    no fragment, no tracking parameters (``utm_*``, ``fbclid``, ...), sorted query, no trailing slash.
+
+    A URL ``urlsplit`` cannot read (``http://[::1``) is a ``ValueError`` that names it."""
+    parts = split_url(url)
     host = (parts.hostname or "").lower()
     for suffix in mirror_suffixes:
         host = host.removesuffix("." + suffix)
@@ -88,7 +104,7 @@ def normalize_url(url: str, mirror_suffixes: Sequence[str] = ()) -> str:
 
 def url_priority(url: str, mirror_suffixes: Sequence[str] = ()) -> tuple:
     """Sort key, smallest kept: https first, then not a mirror, then no query or fragment, then the shortest URL."""
-    parts = urlsplit(url.strip())
+    parts = split_url(url)
     host = (parts.hostname or "").lower()
     mirrored = any(host.endswith("." + s) for s in mirror_suffixes)
     return (parts.scheme != "https", mirrored, bool(parts.query or parts.fragment), len(url))
@@ -99,9 +115,14 @@ def url_duplicates(urls: Sequence[str], mirror_suffixes: Sequence[str] = ()) -> 
 
     Within a group the kept one is the smallest ``url_priority``, ties going to the first seen.
     """
+    urls = checks.texts("urls", urls)
     groups: dict[str, list[int]] = {}
     for i, url in enumerate(urls):
-        groups.setdefault(normalize_url(url, mirror_suffixes), []).append(i)
+        try:
+            key = normalize_url(url, mirror_suffixes)
+        except ValueError as err:
+            raise ValueError(f"urls[{i}]: {err}") from None
+        groups.setdefault(key, []).append(i)
     keep = list(range(len(urls)))
     for members in groups.values():
         best = min(members, key=lambda i: (url_priority(urls[i], mirror_suffixes), i))
@@ -122,6 +143,7 @@ def dedup_lines(texts: Sequence[str], mode: str = "drop_all") -> tuple[list[str]
     """
     if mode not in ("drop_all", "keep_first"):
         raise ValueError(f"mode must be 'drop_all' or 'keep_first', got {mode!r}")
+    texts = checks.texts("texts", texts)
     counts: dict[str, int] = {}
     for text in texts:
         for line in text.split("\n"):
@@ -225,6 +247,7 @@ class HashedShingles:
     def __init__(self, texts: Sequence[str], ngram: int = 5):
         if ngram < 1:
             raise ValueError(f"ngram must be >= 1, got {ngram}")
+        texts = checks.texts("texts", texts)
         folded = [unicodedata.normalize("NFC", t).casefold() for t in texts]
         joined = " ".join(folded)  # a space between texts, so no word crosses two
         cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # (C,) code points
@@ -328,6 +351,7 @@ class MinHasher:
 
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
         """(N, num_perm) uint32 signatures of the texts' word ``ngram`` shingles."""
+        texts = checks.texts("texts", texts)
         if self.hash == "fast":
             return self.signatures_of_hashed(HashedShingles(texts, self.ngram))
         return np.stack([self.signature_of_shingles(shingles(t, self.ngram)) for t in texts]) if len(texts) else \
@@ -436,6 +460,7 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int 
     ``hash="fast"`` hashes and verifies with 64-bit shingle hashes (``HashedShingles``);
     ``hash="sha1"`` with datasketch's signatures and the shingle strings themselves.
     """
+    texts = checks.texts("texts", texts)
     hasher = MinHasher(num_perm, ngram, seed, hash)
     if hash == "fast":
         hashed = HashedShingles(texts, ngram)
@@ -515,6 +540,8 @@ def duplicate_spans(docs: Sequence[Sequence[str]], min_tokens: int = 50) -> list
     position p repeats iff the LCP of suffix p with a neighbour in the suffix
     array is >= ``min_tokens``; the spans are the union of those windows.
     """
+    docs = checks.sequence("docs", docs, "token lists")
+    docs = [checks.texts(f"docs[{d}]", tokens) for d, tokens in enumerate(docs)]
     vocab: dict[str, int] = {}
     seq, starts = [], []
     for d, tokens in enumerate(docs):

@@ -13,6 +13,11 @@ short (about 1.5 to 2 syllables), so the Korean defaults (``for_language``)
 lower the mean-word-length floor and use a Korean stop-word list of particles
 and endings. Lengths are in Unicode code points.
 
+Languages: the rules know English and Korean. A language code is normalized
+(``normalize_lang``: BCP-47 tags and ISO 639-1/2/3 codes, any case, so ``ko-KR``,
+``KO`` and ``kor`` are Korean); any other code is a ``ValueError``, and a missing
+one is detected per document (``document_lang``), never assumed to be English.
+
 References: Rae et al. 2021 (Gopher) Table A1; Raffel et al. 2020 (C4) §2.2;
 Penedo et al. 2024 (FineWeb) §3.
 """
@@ -26,6 +31,10 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+from course_lib.world.hangul import detect_lang
+
+from . import checks
+
 # ---------------------------------------------------------------------- words
 
 
@@ -37,6 +46,28 @@ class Verdict:
     keep: bool
     rule: str = ""
     text: str = ""
+
+
+# the primary subtag of a BCP-47 tag, or an ISO 639-1/2/3 code, of the two languages the rules know
+LANG_CODES = {"en": "en", "eng": "en", "ko": "ko", "kor": "ko"}
+
+
+def normalize_lang(lang: str) -> str:
+    """``"en"`` or ``"ko"`` for a code of English or Korean: ``ko``, ``KO``, ``ko-KR``, ``ko_KR``, ``kor``,
+    ``en-US``, ``eng``, ... (the primary subtag, case-folded). Any other code is a ``ValueError``."""
+    primary = checks.text("lang", lang).strip().replace("_", "-").split("-")[0].casefold()
+    if primary not in LANG_CODES:
+        raise ValueError(f"lang: unknown language code {lang!r}; expected a BCP-47 or ISO 639 code of English or "
+                         "Korean (en, en-US, eng, ko, ko-KR, kor)")
+    return LANG_CODES[primary]
+
+
+def document_lang(text: str, lang: str | None = None) -> str:
+    """The language of a document: ``normalize_lang(lang)``, or detected from ``text`` (``detect_lang``:
+    Hangul letters) when ``lang`` is None or ""."""
+    if lang in (None, ""):
+        return detect_lang(checks.text("text", text))
+    return normalize_lang(lang)
 
 
 _EN_WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
@@ -52,16 +83,47 @@ def kiwi():
     return Kiwi()
 
 
-@lru_cache(maxsize=4096)
 def words(text: str, lang: str = "en") -> tuple[str, ...]:
     """Words and punctuation marks of ``text``: Kiwi morphemes (as surface slices of ``text``) for Korean,
-    a regular expression (``\\w+`` with inner apostrophes, or one punctuation mark) otherwise.
+    a regular expression (``\\w+`` with inner apostrophes, or one punctuation mark) for English.
 
-    Cached, because several filters split the same document.
+    ``lang`` is any code ``normalize_lang`` reads. Cached, because several filters split the same document.
     """
+    return _words(checks.text("text", text), normalize_lang(lang))
+
+
+def clear_words_cache() -> None:
+    """Forget every cached split (a benchmark times the splitting, not the cache)."""
+    _words.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _words(text: str, lang: str) -> tuple[str, ...]:
     if lang == "ko":
-        return tuple(text[t.start:t.end] for t in kiwi().tokenize(text))
+        spans = chunk_spans(text)
+        pieces = kiwi().tokenize([text[s:e] for s, e in spans])
+        return tuple(text[s + t.start:s + t.end] for (s, _), tokens in zip(spans, pieces) for t in tokens)
     return tuple(_EN_WORD.findall(text))
+
+
+# Kiwi's time grows faster than the length of what it is given (one 300k-character document: 19 s, 600k:
+# 67 s); pieces of at most this many characters keep the time of a document linear in its length
+KIWI_CHUNK_CHARS = 5_000
+
+
+def chunk_spans(text: str, size: int = KIWI_CHUNK_CHARS) -> list[tuple[int, int]]:
+    """(start, end) pieces that tile ``text``, each at most ``size`` characters, cut after the last line break
+    in the window, else after its last sentence end, else at its last space (a hard cut only inside a
+    ``size``-character word). A text of at most ``size`` characters is one piece."""
+    spans, start = [], 0
+    while len(text) - start > size:
+        window = text[start:start + size]
+        # one character more, so a full stop at the window's edge counts only if a space follows it
+        ends = [m.end() for m in _SENTENCE_END.finditer(text, start, start + size + 1) if m.end() - start <= size]
+        cut = window.rfind("\n") + 1 or (ends[-1] - start if ends else 0) or window.rfind(" ") + 1 or size
+        spans.append((start, start + cut))
+        start += cut
+    return spans + [(start, len(text))]
 
 
 def is_symbol(word: str) -> bool:
@@ -217,6 +279,8 @@ class GopherRepetition:
 
 C4_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+# the same notices as Korean sites write them: "uses cookies", cookie policy, privacy policy, terms of use
+C4_POLICY_KO = ("쿠키를 사용", "쿠키 정책", "개인정보처리방침", "개인정보 처리방침", "이용약관")
 _SENTENCE_END = re.compile(r"[.!?。？！]+[\"'”’)]*(?=\s|$)")
 
 
@@ -236,10 +300,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 class C4Lines:
     """C4's rules (Raffel et al. 2020): keep only lines that end in terminal punctuation, have at least
     ``min_words_per_line`` words and mention neither "javascript" nor a policy phrase; drop the whole
-    page for "lorem ipsum", a curly bracket, or fewer than ``min_num_sentences`` sentences left."""
+    page for "lorem ipsum", a curly bracket, or fewer than ``min_num_sentences`` sentences left.
+
+    ``min_kept_words`` (the course's addition, off by default) also drops a page whose kept lines hold fewer
+    (whitespace) words: with a relaxed sentence count, a cookie-banner or menu page of which only the
+    copyright line "© 2024 Site. All rights reserved." survives would pass as two sentences."""
 
     min_words_per_line: int = 3
     min_num_sentences: int = 5
+    min_kept_words: int | None = None
     max_word_length: int = 1000
     end_punctuation: tuple[str, ...] = (".", "?", "!", '"', "'")
     remove_citations: bool = True
@@ -247,6 +316,7 @@ class C4Lines:
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
+    policy_phrases: tuple[str, ...] = C4_POLICY
 
     def __call__(self, text: str) -> Verdict:
         kept, sentences = [], 0
@@ -268,12 +338,14 @@ class C4Lines:
                 continue
             if self.filter_curly_bracket and "{" in line:
                 return Verdict(False, "curly_bracket", text)
-            if self.filter_policy and any(p in low for p in C4_POLICY):
+            if self.filter_policy and any(p in low for p in self.policy_phrases):
                 continue
             sentences += len(sentence_spans(line))
             kept.append(line)
         if sentences < self.min_num_sentences:
             return Verdict(False, "too_few_sentences", text)
+        if self.min_kept_words and sum(len(line.split()) for line in kept) < self.min_kept_words:
+            return Verdict(False, "too_few_words", text)
         return Verdict(True, "", "\n".join(kept).strip())
 
 
@@ -327,11 +399,14 @@ def for_language(lang: str, **overrides: dict) -> dict[str, object]:
     morpheme length is about 1.7 characters, so the floor is 1; Korean stop
     words; a Korean line holds about twice the content of an English line of
     the same length, so FineWeb's short line is 15 characters. ``overrides``
-    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``.
+    maps a filter name to field values, e.g. ``{"c4": {"min_num_sentences": 3}}``. ``lang`` is any code
+    ``normalize_lang`` reads; C4 also drops lines with Korean policy notices (``C4_POLICY_KO``) in Korean.
     """
+    lang = normalize_lang(lang)
     if lang == "ko":
         made = {"gopher_quality": GopherQuality(min_avg_word_length=1, stop_words=KO_STOP_WORDS, lang="ko"),
-                "gopher_repetition": GopherRepetition(lang="ko"), "c4": C4Lines(),
+                "gopher_repetition": GopherRepetition(lang="ko"),
+                "c4": C4Lines(policy_phrases=C4_POLICY + C4_POLICY_KO),
                 "fineweb": FineWeb(short_line_length=15, lang="ko")}
     else:
         made = {"gopher_quality": GopherQuality(lang=lang), "gopher_repetition": GopherRepetition(lang=lang),
@@ -346,6 +421,7 @@ def for_language(lang: str, **overrides: dict) -> dict[str, object]:
 def apply_filters(text: str, lang: str = "en", filters: dict | None = None) -> Verdict:
     """Run the filters in order; the first rejection wins and is named ``"<filter>.<rule>"``.
     C4 may shorten the text; later filters see the shortened text."""
+    checks.text("text", text)
     for name, f in (filters or for_language(lang)).items():
         verdict = f(text)
         if not verdict.keep:
@@ -362,8 +438,9 @@ def from_config(lang: str, cfg) -> dict[str, object]:
                         "min_alpha_words_ratio": cfg.min_alpha_words_ratio, "min_stop_words": cfg.min_stop_words},
         gopher_repetition={"top_n_grams": tuple(zip(range(2, 5), cfg.top_ngram_fracs)),
                            "dup_n_grams": tuple(zip(range(5, 11), cfg.dup_ngram_fracs))},
-        c4={"min_num_sentences": cfg.c4_min_num_sentences},
-        fineweb={"short_line_length": cfg.ko_short_line_length} if lang == "ko" else {},
+        # what C4 keeps must still be as long as Gopher's shortest document (cookie-banner and menu pages)
+        c4={"min_num_sentences": cfg.c4_min_num_sentences, "min_kept_words": cfg.min_doc_words},
+        fineweb={"short_line_length": cfg.ko_short_line_length} if normalize_lang(lang) == "ko" else {},
     )
 
 
@@ -381,8 +458,10 @@ def label_scores(texts: list[str], langs: list[str], flags: list[list[str]], mak
     is run alone on every document; precision = positives among the documents
     it drops, recall = dropped positives / positives; ``recall_by_flag`` splits
     recall by flag. ``make_filters(lang)`` returns the filters (e.g.
-    ``lambda lang: from_config(lang, cfg.curation)``).
+    ``lambda lang: from_config(lang, cfg.curation)``). A missing language is detected (``document_lang``).
     """
+    texts = checks.texts("texts", texts)
+    langs = [document_lang(t, lang) for t, lang in zip(texts, checks.sequence("langs", langs, "language codes"))]
     by_lang = {lang: make_filters(lang) for lang in set(langs)}
     names = list(next(iter(by_lang.values())))
     dropped = {name: [] for name in names + ["all"]}

@@ -16,6 +16,14 @@ Detectors, one per type (``PII_TYPES``):
 - ``card``: payment card numbers (13..19 digits in the usual groupings, a known
   issuer prefix and a valid Luhn check digit).
 
+Detectors read the text after Unicode compatibility normalization (``fold``):
+NFKC per character (full-width digits and letters, ``＠``, ideographic spaces),
+every dash variant as ``-`` (en dash, minus sign, ...) and a hyphen between
+digits without the spaces around it (``010 - 1234``); each span is mapped back,
+so masking replaces exactly the original characters. A span never includes
+punctuation around the item (``신청인(011-3922-4615)은`` masks the number, not
+the bracket); a bracket closed inside it (``(02) 123-4567``) stays.
+
 All offsets are Python string indices (Unicode code points), so they stay right
 in mixed Korean/English text. Number boundaries are "not an ASCII letter or
 digit" rather than ``\\b``, because ``\\b`` sees Hangul as a word character and
@@ -29,9 +37,12 @@ import collections
 import datetime as dt
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
+
+from . import checks
 
 PII_TYPES = ("email", "phone_kr", "phone_intl", "ip", "rrn", "card")
 PLACEHOLDERS = {t: f"[{t.upper()}]" for t in PII_TYPES}
@@ -179,26 +190,118 @@ def find_cards(text: str) -> list[PiiSpan]:
     return spans
 
 
+# ---------------------------------------------------------------------- compatibility normalization
+
+# written for a hyphen in numbers: hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar,
+# minus sign, small and full-width hyphen-minus
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_SPACED_HYPHEN = re.compile(r"(?<=\d)( {1,2})?-( {1,2})?(?=\d)")
+
+
+class _FoldTable(dict):
+    """A ``str.translate`` table: code point -> its NFKC form, a dash variant -> "-"; filled on first sight."""
+
+    def __missing__(self, code_point: int) -> str:
+        ch = chr(code_point)
+        self[code_point] = out = "-" if ch in DASHES else unicodedata.normalize("NFKC", ch)
+        return out
+
+
+_FOLD = _FoldTable()
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """``text`` as the detectors read it, and the index in ``text`` of each of its characters (None when the
+    two line up one to one): NFKC per character, dashes as "-", no spaces around a hyphen between digits."""
+    folded = text.translate(_FOLD)
+    origin = None
+    if len(folded) != len(text):  # a character became several ("㈜" -> "(주)")
+        origin = [i for i, ch in enumerate(text) for _ in range(len(_FOLD[ord(ch)]))]
+    spaces = {i for m in _SPACED_HYPHEN.finditer(folded) for g in (1, 2) if m.group(g) for i in range(*m.span(g))}
+    if spaces:
+        origin = [o for i, o in enumerate(origin or range(len(folded))) if i not in spaces]
+        folded = "".join(ch for i, ch in enumerate(folded) if i not in spaces)
+    return folded, origin
+
+
+_EDGE_MARKS = ",.;!?'\"、。·"
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without the punctuation at its edges (brackets, quotes, commas, full stops) that a
+    detector took with it; a bracket closed inside the span stays."""
+    def edge(ch: str) -> bool:  # not ":", which ends an IPv6 address (2001:db8::)
+        return unicodedata.category(ch) in ("Ps", "Pe", "Pi", "Pf") or ch in _EDGE_MARKS
+
+    while start < end and edge(text[start]) and not (text[start] == "(" and ")" in text[start:end]):
+        start += 1
+    while end > start and edge(text[end - 1]) and not (text[end - 1] == ")" and "(" in text[start:end]):
+        end -= 1
+    return start, end
+
+
 # ---------------------------------------------------------------------- all together
 
 _FINDERS = {"email": find_emails, "rrn": find_rrns, "card": find_cards, "phone": find_phones, "ip": find_ips}
 
 
 def find_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> list[PiiSpan]:
-    """Non-overlapping personal-data spans in ``text``, sorted by start.
+    """Non-overlapping personal-data spans in ``text``, sorted by start; offsets into ``text`` itself.
 
-    Overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number inside it).
+    Detectors read ``fold(text)``; overlaps are resolved by ``_PRIORITY`` (an e-mail beats a phone number
+    inside it). ``types``: a tuple of names from ``PII_TYPES`` (an unknown name is a ``ValueError``).
+
+    An item can hide behind another: ``phonenumbers`` refuses ``960121-1021413)010-3922-4615`` as one run
+    of digits, but finds the phone number once the RRN is masked. So the text is searched again with the
+    spans found so far blanked out as placeholders look (``[ ... ]``, same length), until nothing new turns
+    up; then the masked text holds nothing detectable.
     """
+    text, types = checks.text("text", text), checks.names("types", types, PII_TYPES)
+    taken = _detect(text, types)
+    while taken and (more := [s for s in _detect(_blank(text, taken), types)
+                               if not any(_overlap(s, t) for t in taken)]):
+        taken += more
+    return sorted(taken, key=lambda s: s.start)
+
+
+def _overlap(a: PiiSpan, b: PiiSpan) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _detect(text: str, types: tuple[str, ...]) -> list[PiiSpan]:
+    """One pass of the detectors of ``types`` over ``fold(text)``: non-overlapping spans of ``text``."""
+    folded, origin = fold(text)
     found = []
     for name, finder in _FINDERS.items():
         if any(t == name or t.startswith(name + "_") for t in types):
-            found += [s for s in finder(text) if s.type in types]
-    found.sort(key=lambda s: (_PRIORITY.index(s.type), s.start))
+            found += [_original(folded, s, origin) for s in finder(folded) if s.type in types]
+    return _non_overlapping([s for s in found if s.end > s.start])  # trimmed to nothing: punctuation only
+
+
+def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """The spans kept by ``_PRIORITY``, then by position: a span overlapping one kept before it goes."""
     taken: list[PiiSpan] = []
-    for s in found:
-        if all(s.end <= t.start or s.start >= t.end for t in taken):
+    for s in sorted(spans, key=lambda s: (_PRIORITY.index(s.type), s.start)):
+        if not any(_overlap(s, t) for t in taken):
             taken.append(s)
-    return sorted(taken, key=lambda s: s.start)
+    return taken
+
+
+def _blank(text: str, spans: list[PiiSpan]) -> str:
+    """``text`` with each span replaced by ``[``, spaces, ``]`` of the same length (offsets stay valid)."""
+    out, pos = [], 0
+    for s in sorted(spans, key=lambda s: s.start):
+        out += [text[pos:s.start], "[" + " " * (s.end - s.start - 2) + "]" if s.end - s.start > 1 else "["]
+        pos = s.end
+    return "".join(out + [text[pos:]])
+
+
+def _original(folded: str, span: PiiSpan, origin: list[int] | None) -> PiiSpan:
+    """``span`` of the folded text trimmed of edge punctuation, with the offsets of the original text."""
+    start, end = _trim(folded, span.start, span.end)
+    if origin is not None:
+        start, end = origin[start], origin[end - 1] + 1
+    return PiiSpan(start, end, span.type, span.confidence)
 
 
 @dataclass
@@ -239,6 +342,10 @@ def evaluate(texts: list[str], labels: list[list[dict]], types: tuple[str, ...] 
     end and (mapped) type equal a label's. Returns ``{type: {"tp", "fp", "fn",
     "precision", "recall"}}``; precision is 1.0 when nothing was predicted.
     """
+    texts, types = checks.texts("texts", texts), checks.names("types", types, PII_TYPES)
+    labels = checks.sequence("labels", labels, "lists of labelled spans")
+    if len(labels) != len(texts):
+        raise ValueError(f"labels: expected one list of spans per text ({len(texts)}), got {len(labels)}")
     tp, fp, fn = collections.Counter(), collections.Counter(), collections.Counter()
     for text, spans in zip(texts, labels):
         gold = {(s["start"], s["end"], LABEL_TYPES[s["type"]]) for s in spans}

@@ -16,18 +16,22 @@ Malformed input never disappears silently: ``Validate`` (always first; added
 if missing) reports documents whose text is missing or not a string
 (``not_text``), bytes that are not UTF-8 (``invalid_utf8``), strings with
 lone surrogates that cannot be encoded (``invalid_utf8``), blank text
-(``empty``) and text over ``max_chars`` characters (``huge``).
+(``empty``) and text over ``max_chars`` characters (``huge``); then its other
+fields: a URL that is not a string or cannot be parsed (``invalid_url``), a
+language code that is not one of English or Korean (``unknown_lang``), and a
+value whose type differs from the rest of its column (``bad_column_type``: an
+int among strings, which ``pyarrow`` would refuse for the whole batch).
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import datasets
 
-from . import dedup, filters, pii
+from . import checks, dedup, filters, pii
 
 # ---------------------------------------------------------------------- steps
 
@@ -43,7 +47,11 @@ class Step:
 
 
 def _map_reasons(ds: datasets.Dataset, fn, num_proc: int, desc: str, batch_size: int = 64):
-    """Run ``fn(batch) -> {"text": [...], "_reason": [...], ...}`` over ``ds``; return (dataset, reasons, extra)."""
+    """Run ``fn(batch) -> {"text": [...], "_reason": [...], ...}`` over ``ds``; return (dataset, reasons, extra).
+
+    An empty ``ds`` is returned as it is (``map`` would call ``fn`` on nothing and add no columns)."""
+    if len(ds) == 0:
+        return ds, [], {}
     workers = num_proc if num_proc > 1 and len(ds) >= 2 * num_proc else None  # None: no process pool at all
     out = ds.map(fn, batched=True, batch_size=batch_size, num_proc=workers, desc=desc)
     reasons = out["_reason"]
@@ -54,9 +62,17 @@ def _map_reasons(ds: datasets.Dataset, fn, num_proc: int, desc: str, batch_size:
     return out.remove_columns(["_reason"] + extra_cols), reasons, dict(extra)
 
 
+def _kind(value) -> str:
+    """What ``pyarrow`` makes of a value: ints and floats share a column (as doubles), bools do not."""
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
 @dataclass
 class Validate(Step):
-    """Drop malformed documents with a named reason: not_text, invalid_utf8, empty, huge (> ``max_chars``)."""
+    """Drop malformed documents with a named reason: not_text, invalid_utf8, empty, huge (> ``max_chars``),
+    invalid_url, unknown_lang, bad_column_type."""
 
     max_chars: int = 1_000_000
     name: str = "validate"
@@ -79,8 +95,38 @@ class Validate(Step):
             return "huge"
         return ""
 
+    def field_reason(self, record: dict, kinds: dict[str, str]) -> str:
+        """The reason a record with good text is malformed all the same ("" if it is not); ``kinds`` maps
+        each column to the kind of value most records hold in it (``_kind``)."""
+        url = record.get("url")
+        if url not in (None, ""):
+            try:
+                dedup.split_url(url)
+            except (TypeError, ValueError):
+                return "invalid_url"
+        lang = record.get("lang")
+        if lang not in (None, ""):  # a missing code is detected later, by QualityFilters
+            try:
+                filters.normalize_lang(lang)
+            except (TypeError, ValueError):
+                return "unknown_lang"
+        if any(value is not None and _kind(value) != kinds[key] for key, value in record.items()
+               if key not in ("id", "text")):
+            return "bad_column_type"
+        return ""
+
+    def reasons(self, records: list[dict]) -> list[str]:
+        """One reason per record ("" keeps it): its text first, then its other fields."""
+        columns = collections.defaultdict(collections.Counter)  # column -> kind -> records, first seen first
+        for r in records:
+            for key, value in r.items():
+                if value is not None:
+                    columns[key][_kind(value)] += 1
+        kinds = {key: counts.most_common(1)[0][0] for key, counts in columns.items()}
+        return [self.reason(r.get("text")) or self.field_reason(r, kinds) for r in records]
+
     def apply(self, ds, num_proc):
-        return ds, [self.reason(t) for t in ds["text"]], {}
+        return ds, self.reasons(ds.to_list()), {}
 
 
 @dataclass
@@ -174,13 +220,14 @@ class _FilterBatch:
 
     def __call__(self, batch):
         texts, reasons = [], []
-        langs = batch.get("lang", ["en"] * len(batch["text"]))
+        langs = batch.get("lang", [None] * len(batch["text"]))
         kinds = batch.get("kind", [""] * len(batch["text"]))
         for text, lang, kind in zip(batch["text"], langs, kinds):
             if self.kinds is not None and kind not in self.kinds:
                 texts.append(text)
                 reasons.append("")
                 continue
+            lang = filters.document_lang(text, lang)  # "ko-KR" is Korean; a missing code is detected, not English
             fs = filters.from_config(lang, self.config) if self.config is not None else filters.for_language(lang)
             v = filters.apply_filters(text, lang, fs)
             texts.append(v.text if v.keep and self.rewrite else text)
@@ -192,7 +239,9 @@ class _FilterBatch:
 class QualityFilters(Step):
     """Gopher quality, Gopher repetition, C4 and FineWeb rules (``filters.apply_filters``); the reason is
     ``"<filter>.<rule>"``. ``config`` is a ``CurationConfig`` (None: the papers' thresholds); only
-    documents whose ``kind`` is in ``config.filter_kinds`` are judged. ``rewrite`` keeps C4's cleaned text."""
+    documents whose ``kind`` is in ``config.filter_kinds`` are judged. ``rewrite`` keeps C4's cleaned text.
+    Each document is judged by the rules of its ``lang`` (``filters.document_lang``: normalized, or detected
+    when missing)."""
 
     config: object = None
     rewrite: bool = True
@@ -200,7 +249,8 @@ class QualityFilters(Step):
 
     def apply(self, ds, num_proc):
         kinds = set(self.config.filter_kinds) if self.config is not None else None
-        if num_proc > 1 and "ko" in set(ds["lang"] if "lang" in ds.column_names else []):
+        langs = set(ds["lang"]) if "lang" in ds.column_names else {None}
+        if num_proc > 1 and not all(lang and filters.normalize_lang(lang) == "en" for lang in langs):
             filters.words("가", "ko")  # load Kiwi's model (~2 s) once here; forked workers inherit it
         return _map_reasons(ds, _FilterBatch(self.config, kinds, self.rewrite), num_proc, self.name)
 
@@ -287,9 +337,13 @@ class Result:
 
 
 def _as_records(data) -> list[dict]:
+    """Copies of the input records; a text (or any other non-record item) becomes ``{"text": item}``.
+
+    A string, bytes, a single record or ``None`` where the list belongs is a ``TypeError``."""
     if isinstance(data, datasets.Dataset):
         return data.to_list()
-    return [dict(r) if isinstance(r, dict) else {"text": r} for r in data]
+    items = checks.sequence("data", data, "records (dicts with a 'text' field) or texts")
+    return [dict(r) if isinstance(r, Mapping) else {"text": r} for r in items]
 
 
 class Pipeline:
@@ -308,10 +362,12 @@ class Pipeline:
         audit = Audit(n_input=len(records))
         for i, r in enumerate(records):
             r["id"] = str(r.get("id", i)) if r.get("id") not in (None, "") else str(i)
-        if len({r["id"] for r in records}) != len(records):
-            raise ValueError("document ids must be unique")
+        repeated = [i for i, n in collections.Counter(r["id"] for r in records).items() if n > 1]
+        if repeated:
+            raise ValueError(f"data: document ids must be unique; {repeated[0]!r} is used "
+                             f"{sum(r['id'] == repeated[0] for r in records)} times")
         validate, rest = self.steps[0], self.steps[1:]
-        reasons = [validate.reason(r.get("text")) for r in records]
+        reasons = validate.reasons(records)
         self._record(audit, validate.name, [r["id"] for r in records], reasons, {})
         good = []
         for r, reason in zip(records, reasons):

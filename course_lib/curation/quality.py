@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from . import checks
 from .dedup import normalize_text
 
 # ---------------------------------------------------------------------- features
@@ -45,7 +46,7 @@ class HashedNgrams:
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
-        for i, text in enumerate(texts):
+        for i, text in enumerate(checks.texts("texts", texts)):
             counts = self.buckets(text)
             if not counts:
                 continue
@@ -127,7 +128,8 @@ class QualityClassifier:
         self.model = LogisticRegression(C=C)
 
     def fit(self, good: Sequence[str], bad: Sequence[str]) -> QualityClassifier:
-        X = self.features.transform(list(good) + list(bad))
+        good, bad = checks.texts("good", good), checks.texts("bad", bad)
+        X = self.features.transform(good + bad)
         self.model.fit(X, np.r_[np.ones(len(good)), np.zeros(len(bad))])
         return self
 
@@ -176,7 +178,7 @@ class CharNgramLM:
         self.vocab: set[str] = set()
 
     def fit(self, texts: Sequence[str]) -> CharNgramLM:
-        for text in texts:
+        for text in checks.texts("texts", texts):
             padded = self.BOS * (self.order - 1) + text
             self.vocab.update(text)
             for i in range(self.order - 1, len(padded)):
@@ -200,12 +202,13 @@ class CharNgramLM:
 
     def log_prob(self, text: str) -> float:
         """Natural-log probability of ``text`` (each character given the ones before it)."""
-        padded = self.BOS * (self.order - 1) + text
+        padded = self.BOS * (self.order - 1) + checks.text("text", text)
         return sum(math.log(self.prob(padded[i - self.order + 1:i], padded[i]))
                    for i in range(self.order - 1, len(padded)))
 
     def perplexity(self, text: str) -> float:
         """exp(-log P(text) / characters); inf for an empty text."""
+        text = checks.text("text", text)
         return math.exp(-self.log_prob(text) / len(text)) if text else math.inf
 
 
@@ -216,7 +219,10 @@ def perplexity_buckets(perplexities: Sequence[float], langs: Sequence[str],
                        cuts: tuple[float, float] = (30.0, 60.0)) -> list[str]:
     """CCNet's split: per language, ``head`` up to the 30th percentile of perplexity, ``middle`` up to the
     60th, ``tail`` above (lower perplexity = closer to the reference corpus)."""
-    ppl, langs = np.asarray(perplexities, dtype=np.float64), np.asarray(langs)
+    ppl = np.asarray(checks.sequence("perplexities", perplexities, "numbers"), dtype=np.float64)
+    langs = np.asarray(checks.texts("langs", langs))
+    if len(langs) != len(ppl):
+        raise ValueError(f"langs: expected one per perplexity ({len(ppl)}), got {len(langs)}")
     out = np.empty(len(ppl), dtype=object)
     for lang in np.unique(langs):
         mask = langs == lang

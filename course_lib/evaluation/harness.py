@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from course_lib.world.tasks import SPLITS
+
 from . import metrics as M
 from .scoring import encode, generate_until, loglikelihood, loglikelihood_rolling
 from .tasks import LOWER_IS_BETTER, Task, fewshot_examples, resolve_tasks
@@ -56,6 +58,7 @@ def evaluate(
         samples: also return every item's prompt, target, log-likelihoods or output.
         progress: show a tqdm bar over the tasks.
     """
+    _check_settings(split, limit, batch_size, num_fewshot, max_new_tokens)
     if config is None:
         from course_lib.config import load_config
 
@@ -84,6 +87,21 @@ def evaluate(
     if not samples:
         del out["samples"]
     return out
+
+
+def _check_settings(split, limit, batch_size, num_fewshot, max_new_tokens) -> None:
+    """A ``ValueError`` or ``TypeError`` naming the first setting of ``evaluate`` that is off."""
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    for name, value, least, optional in (("limit", limit, 0, True), ("batch_size", batch_size, 1, False),
+                                         ("num_fewshot", num_fewshot, 0, False),
+                                         ("max_new_tokens", max_new_tokens, 1, True)):
+        if value is None and optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+        if value < least:
+            raise ValueError(f"{name}: expected at least {least}, got {value}")
 
 
 def group_scores(results: dict) -> dict:

@@ -211,6 +211,11 @@ def leaderboard(models: Mapping[str, object], tasks="all", config=None, *, limit
     """
     import pandas as pd
 
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models: expected a mapping name -> (model, tokenizer), got {type(models).__name__} "
+                        f"{models!r:.40}")
+    if not models:
+        raise ValueError("models: expected at least one model, got an empty mapping")
     if config is None:
         from course_lib.config import load_config
 

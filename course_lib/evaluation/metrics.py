@@ -22,6 +22,11 @@ import re
 import string
 from collections import Counter
 
+import numpy as np
+
+from course_lib.curation import checks
+from course_lib.curation.filters import normalize_lang
+
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _KORQUAD_MARKS = re.compile("['\"《》<>〈〉()‘’]")
@@ -62,15 +67,21 @@ def korquad_f1(prediction: str, reference: str) -> float:
     return _f1(chars(prediction), chars(reference))
 
 
+def _pair(prediction, reference) -> tuple[str, str]:
+    return checks.text("prediction", prediction), checks.text("reference", reference)
+
+
 def exact_match(prediction: str, reference: str, lang: str = "en") -> float:
-    """1.0 if the normalized strings are equal (SQuAD normalization, KorQuAD's for ``lang="ko"``)."""
-    norm = normalize_korquad if lang == "ko" else normalize_squad
+    """1.0 if the normalized strings are equal (SQuAD normalization, KorQuAD's for Korean ``lang``)."""
+    norm = normalize_korquad if normalize_lang(lang) == "ko" else normalize_squad
+    prediction, reference = _pair(prediction, reference)
     return float(norm(prediction) == norm(reference))
 
 
 def f1(prediction: str, reference: str, lang: str = "en") -> float:
     """The QA F1 of ``lang``: SQuAD word F1 for English, KorQuAD character F1 for Korean."""
-    return korquad_f1(prediction, reference) if lang == "ko" else squad_f1(prediction, reference)
+    prediction, reference = _pair(prediction, reference)
+    return korquad_f1(prediction, reference) if normalize_lang(lang) == "ko" else squad_f1(prediction, reference)
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -84,6 +95,7 @@ def last_number(text: str) -> str | None:
 
 def number_match(prediction: str, reference: str) -> float:
     """1.0 if the last number in ``prediction`` equals ``reference``'s number (arithmetic word problems)."""
+    prediction, reference = _pair(prediction, reference)
     predicted = last_number(prediction)
     return float(predicted is not None and predicted == last_number(reference))
 
@@ -97,13 +109,19 @@ def choice_predictions(logliks: list[float], choices: list[str]) -> dict[str, in
     - ``acc``: the highest log-likelihood; favours short choices (fewer tokens to pay for);
     - ``acc_norm``: the highest log-likelihood per *character* of the choice (lm-eval's acc_norm);
     - ``acc_bytes``: per UTF-8 *byte*: a Hangul syllable is one character but three bytes.
-    """
-    def best(values: list[float]) -> int:
-        return max(range(len(values)), key=lambda i: (values[i], -i))
 
-    return {"acc": best(logliks),
-            "acc_norm": best([ll / len(c) for ll, c in zip(logliks, choices)]),
-            "acc_bytes": best([ll / len(c.encode("utf-8")) for ll, c in zip(logliks, choices)])}
+    Divided as lm-eval divides (numpy floats), an empty choice scores -inf per character: it is never
+    picked by ``acc_norm`` or ``acc_bytes`` unless every choice is empty.
+    """
+    choices = checks.texts("choices", choices)
+    lls = np.asarray(checks.sequence("logliks", logliks, "log-likelihoods"), dtype=float)  # (C,)
+    if len(lls) != len(choices) or not len(choices):
+        raise ValueError(f"logliks: expected one per choice ({len(choices)}, at least one), got {len(lls)}")
+    chars = np.array([len(c) for c in choices], dtype=float)  # (C,)
+    n_bytes = np.array([len(c.encode("utf-8")) for c in choices], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # -1.2 / 0 = -inf, as in lm-eval
+        return {"acc": int(np.argmax(lls)), "acc_norm": int(np.argmax(lls / chars)),
+                "acc_bytes": int(np.argmax(lls / n_bytes))}
 
 
 # --------------------------------------------------------------------------- ROUGE
@@ -139,6 +157,7 @@ def rouge(prediction: str, reference: str) -> dict[str, float]:
     ROUGE-n: clipped n-gram overlap; ROUGE-L: longest common subsequence of the
     words (sentence-level, not rougeLsum). Returns ``{"rouge1", "rouge2", "rougeL"}``.
     """
+    prediction, reference = _pair(prediction, reference)
     pred, ref = rouge_tokenize(prediction), rouge_tokenize(reference)
     scores = {}
     for n in (1, 2):
@@ -151,10 +170,19 @@ def rouge(prediction: str, reference: str) -> dict[str, float]:
 # --------------------------------------------------------------------------- chrF and BLEU (sacrebleu)
 
 
+def _corpus(predictions, references) -> tuple[list[str], list[str]]:
+    """The two lists, checked: texts, one reference per prediction (a string is not a list of them)."""
+    predictions, references = checks.texts("predictions", predictions), checks.texts("references", references)
+    if len(predictions) != len(references):
+        raise ValueError(f"references: expected one per prediction ({len(predictions)}), got {len(references)}")
+    return predictions, references
+
+
 def chrf(predictions: list[str], references: list[str]) -> float:
     """Corpus chrF (character 6-grams, beta 2) by sacrebleu, as a fraction. Suits Korean: no word splitting."""
     import sacrebleu
 
+    predictions, references = _corpus(predictions, references)
     return sacrebleu.corpus_chrf(predictions, [references]).score / 100
 
 
@@ -162,6 +190,7 @@ def bleu(predictions: list[str], references: list[str]) -> float:
     """Corpus BLEU (4-grams, sacrebleu's 13a tokenizer, exp smoothing) by sacrebleu, as a fraction."""
     import sacrebleu
 
+    predictions, references = _corpus(predictions, references)
     return sacrebleu.corpus_bleu(predictions, [references]).score / 100
 
 

@@ -16,6 +16,10 @@ a causal model encodes context + continuation *together* and the continuation is
 what follows the context's tokens, so a merge across the boundary is not split apart.
 A seq2seq model encodes the two separately (the context goes to the encoder).
 ``tests/test_evaluation_lm_eval.py`` checks that per-item log-likelihoods equal lm-eval's.
+
+An empty context is the prefix token (begin or end of text), as in lm-eval. An
+empty continuation (no tokens to score) has log-likelihood 0 and is greedy: the
+empty string follows any context with probability 1 (lm-eval refuses it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Sequence
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
+
+from course_lib.curation import checks
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when neither the config nor the tokenizer gives a length
 _TOKENIZER_INFINITY = int(1e30)  # what transformers stores as model_max_length when none is set
@@ -71,7 +77,7 @@ def encode_pair(tokenizer, context: str, continuation: str, *, seq2seq: bool = F
     if context == "":
         cont = encode(tokenizer, continuation, add_special_tokens=False)
         prefix = prefix_token_id(tokenizer)
-        return ([prefix], cont) if cont[0] != prefix else (cont[:1], cont[1:])
+        return ([prefix], cont) if not cont or cont[0] != prefix else (cont[:1], cont[1:])
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces:  # "Answer: " + "Paris" -> "Answer:" + " Paris"
         context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
@@ -97,10 +103,11 @@ def loglikelihood_tokens(
     model.eval()
     seq2seq = is_seq2seq(model)
     max_len = max_len or DEFAULT_MAX_LENGTH
+    # nothing to score: log 1 = 0, and greedy decoding produces the empty string too
+    results: list[tuple[float, bool] | None] = [None if cont else (0.0, True) for _, cont in requests]
     # longest first (ties by token ids, as lm-eval orders them): padding stays small, and batches match lm-eval's
-    order = sorted(range(len(requests)), key=lambda i: (-len(requests[i][0] + requests[i][1]),
-                                                        tuple(requests[i][0] + requests[i][1])))
-    results: list[tuple[float, bool] | None] = [None] * len(requests)
+    order = sorted((i for i, r in enumerate(results) if r is None),
+                   key=lambda i: (-len(requests[i][0] + requests[i][1]), tuple(requests[i][0] + requests[i][1])))
     for start in range(0, len(order), batch_size):
         batch = [requests[i] for i in order[start : start + batch_size]]
         if seq2seq:
@@ -135,6 +142,10 @@ def loglikelihood(
     model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_size: int = 16
 ) -> list[tuple[float, bool]]:
     """(log P(continuation | context), is_greedy) for each (context, continuation) string pair."""
+    for i, pair in enumerate(checks.sequence("pairs", pairs, "(context, continuation) pairs")):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"pairs[{i}]: expected a (context, continuation) pair, got {checks.type_name(pair)}")
+        checks.texts(f"pairs[{i}]", pair)
     seq2seq = is_seq2seq(model)
     requests = [encode_pair(tokenizer, ctx, cont, seq2seq=seq2seq) for ctx, cont in pairs]
     return loglikelihood_tokens(model, requests, batch_size=batch_size, max_len=max_length(model, tokenizer))
@@ -164,6 +175,7 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[
 
 def loglikelihood_rolling(model, tokenizer, texts: Sequence[str], *, batch_size: int = 16) -> list[tuple[float, int]]:
     """(log P(text), number of tokens) per text, over disjoint rolling windows (no truncation)."""
+    texts = checks.texts("texts", texts)
     limit = max_length(model, tokenizer)
     prefix = prefix_token_id(tokenizer)
     windows, owner, counts = [], [], []
@@ -203,6 +215,7 @@ def generate_until(
     continuation with its decoder. Generation stops early once every sequence of a batch
     has produced a stop string or the end token.
     """
+    prompts, stop = checks.texts("prompts", prompts), checks.texts("stop", stop)
     model.eval()
     seq2seq = is_seq2seq(model)
     room = max_length(model, tokenizer) - (0 if seq2seq else max_new_tokens)

@@ -80,7 +80,7 @@ def load(table: str = "documents", config=None, *, task: str | None = None):
     ``Config`` (default: the current profile's) or just a ``WorldConfig``.
     """
     if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        raise ValueError(f"table: unknown table {table!r}; tables: {', '.join(TABLES)}")
     world_config, source, offline = _settings(config)
     if table == "documents" and source != "world":
         return load_external(source, offline=offline)
@@ -146,6 +146,9 @@ def read_text_folder(path: Path) -> list[dict]:
 
 def load_external(source: str, *, offline: bool = True) -> datasets.Dataset:
     """Documents from a JSONL file, a text folder or ``hf:<name>[:<config>]``, with the world's columns."""
+    if not isinstance(source, str):
+        raise WorldDataError(f"data.source: expected a str (a path or hf:<name>), got {type(source).__name__} "
+                             f"{source!r}")
     if source.startswith("hf:"):
         name, _, subset = source[3:].partition(":")
         if offline:
