@@ -200,6 +200,21 @@ def test_icl_prompt_is_description_examples_question():
     assert P.icl_prompt("답하세요.", [], "질문?", "ko") == "답하세요.\n\n질문: 질문?\n답:"
 
 
+def test_bootstrap_interval_by_hand():
+    assert P.bootstrap_interval([0.25] * 7) == (0.25, 0.25, 0.25)  # every resample has the same mean: no width
+    right = [1, 0, 1, 1, 0]
+    assert P.bootstrap_interval([a - b for a, b in zip(right, right)]) == (0.0, 0.0, 0.0)  # a column minus itself
+    # two questions, one right: a resample's mean is 0, 1/2 or 1, a quarter, half and quarter of the time
+    assert P.bootstrap_interval([0, 1]) == (0.5, 0.0, 1.0)
+    # 0..99: the mean's standard error is 28.87 / sqrt(100); the 95% interval is about 1.96 of it either side
+    mean, low, high = P.bootstrap_interval(range(100), resamples=2000, seed=1)
+    assert mean == 49.5 and low == pytest.approx(49.5 - 1.96 * 2.887, abs=0.6) and high == pytest.approx(
+        49.5 + 1.96 * 2.887, abs=0.6)
+    assert P.bootstrap_interval(range(100), seed=1) != P.bootstrap_interval(range(100), seed=2)
+    with pytest.raises(ValueError):
+        P.bootstrap_interval([])
+
+
 def test_recall_by_frequency_bins():
     rows = [{"seen": s, "correct": c} for s, c in [(0, False), (1, False), (1, True), (9, True), (12, True), (8, False)]]
     assert P.recall_by_frequency(rows, bins=(0, 1, 8)) == [

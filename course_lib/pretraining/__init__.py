@@ -15,14 +15,16 @@ The pipeline, each step a function a notebook can call on its own::
 
 Modules: ``data`` (the corpus, tokenizer fragmentation), ``base`` (the zoo recipes
 ``tokenizer``, ``pretrain-data`` and ``base``), ``probes`` (completions, fact recall),
-``icl`` (in-context learning), ``induction`` (repeated tokens, the copier). Chapter 04
-(``course_lib.encdec``) pretrains ``t5`` on the same packed blocks.
+``icl`` (in-context learning), ``bootstrap`` (intervals over questions), ``induction``
+(repeated tokens, the copier). Chapter 04 (``course_lib.encdec``) pretrains ``t5`` on the
+same packed blocks.
 
 ``python -m course_lib train base --profile gpu`` pretrains ``base`` into a resumable run
 folder, under ``accelerate launch`` or ``torchrun`` too.
 """
 
 from .base import pretrain
+from .bootstrap import bootstrap_interval
 from .data import TOKEN_FILES, corpus_documents, stream_hf, tokenizer_fragmentation
 from .icl import (ICL_DESCRIPTIONS, ICL_LABELS, ICL_TASK, answer_nll, icl_accuracy, icl_items, icl_prompt, icl_question,
                   question_kind)
@@ -30,7 +32,7 @@ from .induction import CopyRows, RepeatedTokens, learn_to_copy, repeated_tokens_
 from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_recall, recall_by_frequency,
                      recall_context, recall_probe)
 
-__all__ = ["pretrain", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
+__all__ = ["pretrain", "bootstrap_interval", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
            "ICL_LABELS", "ICL_TASK", "answer_nll", "icl_accuracy", "icl_items", "icl_prompt", "icl_question",
            "question_kind", "CopyRows", "RepeatedTokens", "with_copy_rows", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
            "fact_frequency", "fact_recall", "frequent_recall", "recall_by_frequency", "recall_context", "recall_probe"]
