@@ -27,7 +27,7 @@ folder, under ``accelerate launch`` or ``torchrun`` too.
 from .base import pretrain
 from .data import TOKEN_FILES, corpus_documents, stream_hf, tokenizer_fragmentation
 from .bootstrap import bootstrap_interval
-from .icl import (FRESH_POOL, ICL_DESCRIPTIONS, ICL_FACTS, ICL_LABELS, ICL_TASK, PASSAGE_DESCRIPTIONS, answer_nll,
+from .icl import (FRESH_FACTS, FRESH_POOL, ICL_DESCRIPTIONS, ICL_FACTS, ICL_LABELS, ICL_TASK, PASSAGE_DESCRIPTIONS, answer_nll,
                   fresh_items, icl_accuracy, icl_items, icl_prompt, icl_question, icl_scores, icl_summary, known_facts,
                   question_kind)
 from .induction import CopyRows, RepeatedTokens, learn_to_copy, repeated_tokens_loss, with_copy_rows
@@ -36,7 +36,7 @@ from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_r
 
 __all__ = ["pretrain", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
            "ICL_LABELS", "ICL_TASK", "answer_nll", "icl_accuracy", "icl_items", "icl_prompt", "icl_question",
-           "question_kind", "bootstrap_interval", "FRESH_POOL", "ICL_FACTS", "PASSAGE_DESCRIPTIONS", "fresh_items",
+           "question_kind", "bootstrap_interval", "FRESH_FACTS", "FRESH_POOL", "ICL_FACTS", "PASSAGE_DESCRIPTIONS", "fresh_items",
            "icl_scores", "icl_summary", "known_facts", "CopyRows", "RepeatedTokens", "with_copy_rows", "learn_to_copy",
            "repeated_tokens_loss", "FREQUENT", "complete",
            "fact_frequency", "fact_recall", "frequent_recall", "recall_by_frequency", "recall_context", "recall_probe"]

@@ -24,6 +24,9 @@ PASSAGE_DESCRIPTIONS = {
 ICL_LABELS = {"en": ("Question", "Choices", "Answer"), "ko": ("질문", "보기", "답")}
 ICL_FACTS = ("all", "known", "fresh")  # which questions a curve asks: see icl_scores
 FRESH_POOL = 100  # fresh passages kept apart as worked examples for the fresh questions
+# facts a fresh passage states: the fewest that still make the model pick the asked one, so that worked
+# examples fit a small context (ci's 128 tokens hold no four-fact English passage about a new name)
+FRESH_FACTS = 2
 
 
 @torch.no_grad()
@@ -100,12 +103,14 @@ def known_facts(recall_rows: Iterable[dict]) -> set[tuple[str, str]]:
 def fresh_items(cfg: Config, lang: str, num_questions: int) -> tuple[list[dict], list[dict]]:
     """(example pool, questions) of fresh passages in ``lang``: ``num_questions`` questions, ``FRESH_POOL`` examples.
 
-    Every row is about its own invented person (``world.fresh_passages``), so an example
-    never tells the answer to a question; the answer is only in the question's passage.
+    Every row is about its own invented person (``world.fresh_passages``, ``FRESH_FACTS``
+    facts a passage), so an example never tells the answer to a question; the answer is
+    only in the question's passage.
     """
     from ..world import build_world, fresh_passages
 
-    rows = fresh_passages(build_world(cfg.world), num_questions + FRESH_POOL, langs=(lang,), seed=cfg.run.seed)
+    rows = fresh_passages(build_world(cfg.world), num_questions + FRESH_POOL, langs=(lang,), seed=cfg.run.seed,
+                          min_facts=FRESH_FACTS, max_facts=FRESH_FACTS)
     return rows[num_questions:], rows[:num_questions]
 
 
