@@ -200,6 +200,36 @@ def test_icl_prompt_is_description_examples_question():
     assert P.icl_prompt("답하세요.", [], "질문?", "ko") == "답하세요.\n\n질문: 질문?\n답:"
 
 
+def test_bootstrap_interval_by_hand():
+    assert P.bootstrap_interval([0.25] * 7) == (0.25, 0.25, 0.25)  # every resample has the same mean: no width
+    right = [1, 0, 1, 1, 0]
+    assert P.bootstrap_interval([a - b for a, b in zip(right, right)]) == (0.0, 0.0, 0.0)  # a column minus itself
+    # two questions, one right: a resample's mean is 0, 1/2 or 1, a quarter, half and quarter of the time
+    assert P.bootstrap_interval([0, 1]) == (0.5, 0.0, 1.0)
+    # 0..99: the mean's standard error is 28.87 / sqrt(100); the 95% interval is about 1.96 of it either side
+    mean, low, high = P.bootstrap_interval(range(100), resamples=2000, seed=1)
+    assert mean == 49.5 and low == pytest.approx(49.5 - 1.96 * 2.887, abs=0.6) and high == pytest.approx(
+        49.5 + 1.96 * 2.887, abs=0.6)
+    assert P.bootstrap_interval(range(100), seed=1) != P.bootstrap_interval(range(100), seed=2)
+    with pytest.raises(ValueError):
+        P.bootstrap_interval([])
+
+
+def test_icl_summary_pairs_questions_across_k():
+    right = {0: [0, 0, 1, 0], 4: [1, 0, 1, 1]}
+    scores = [{"facts": "fresh", "lang": "en", "k": k, "id": f"q{i}", "examples": min(k, 3), "correct": bool(c),
+               "answer_nll": float(k == 0) + i} for k, column in right.items() for i, c in enumerate(column)]
+    rows = {r["k"]: r for r in P.icl_summary(scores)}
+    # one right of four: a resample of four has none right 32% of the time, three or four 5%, four right 0.4%
+    assert (rows[0]["accuracy"], rows[0]["accuracy_low"], rows[0]["accuracy_high"]) == (0.25, 0.0, 0.75)
+    assert (rows[0]["gain"], rows[0]["gain_low"], rows[0]["gain_high"]) == (0.0, 0.0, 0.0)
+    # k = 4 gains on questions 0 and 3: differences 1, 0, 0, 1; all four 0 (or 1) is 1/16 of the resamples
+    assert (rows[4]["gain"], rows[4]["gain_low"], rows[4]["gain_high"]) == (0.5, 0.0, 1.0)
+    assert rows[4]["answer_nll"] == 1.5 and rows[0]["answer_nll"] == 2.5 and rows[0]["answer_nll_low"] >= 1
+    assert (rows[4]["questions"], rows[4]["examples"], rows[0]["examples"]) == (4, 3.0, 0.0)
+    assert [r["gain"] for r in P.icl_summary([s for s in scores if s["k"] == 4])] == [None]  # no k = 0 to pair with
+
+
 def test_recall_by_frequency_bins():
     rows = [{"seen": s, "correct": c} for s, c in [(0, False), (1, False), (1, True), (9, True), (12, True), (8, False)]]
     assert P.recall_by_frequency(rows, bins=(0, 1, 8)) == [
@@ -286,6 +316,48 @@ def test_icl_question_that_does_not_fit_even_alone_is_an_error(cfg, base, monkey
     with pytest.raises(ValueError, match=r"entailment question '.+' \(en\) needs \d+ tokens with no example, "
                                          r"more than the model's context of 48"):
         P.icl_accuracy(base.model, base.tokenizer, cfg, task="entailment", shots=[0], num_questions=30, langs=["en"])
+
+
+def test_known_facts_keep_exactly_the_questions_whose_probe_was_right(cfg, base, monkeypatch):
+    (_, en), (_, ko) = P.icl_items(cfg, "en"), P.icl_items(cfg, "ko")
+    assert all(len(q["fact_ids"]) == 1 for q in en + ko)  # a closed-book question asks about one fact
+    facts, ko_fact = [q["fact_ids"][0] for q in en[:4]], ko[-1]["fact_ids"][0]
+    assert ko_fact not in facts
+    # English: facts 0-2 recalled, 3 not; Korean: only ko_fact recalled (fact 0 is recalled in English only)
+    table = [{"fact_id": f, "lang": "en", "correct": i < 3} for i, f in enumerate(facts)]
+    table += [{"fact_id": facts[0], "lang": "ko", "correct": False}, {"fact_id": ko_fact, "lang": "ko", "correct": True}]
+    assert P.known_facts(table) == {(f, "en") for f in facts[:3]} | {(ko_fact, "ko")}
+    monkeypatch.setattr(P.icl, "fact_recall", lambda model, tok, cfg: table)
+    monkeypatch.setattr(P.icl, "complete", lambda model, tok, prompts, n, bs=32: ["x"] * len(prompts))
+    rows = P.icl_scores(base.model, base.tokenizer, cfg, facts="known", shots=[0], num_questions=1000)
+    asked = {lang: [r["id"] for r in rows if r["lang"] == lang] for lang in ("en", "ko")}
+    assert asked["en"] == [q["id"] for q in en if q["fact_ids"][0] in facts[:3]] and len(asked["en"]) >= 3
+    assert asked["ko"] == [q["id"] for q in ko if q["fact_ids"][0] == ko_fact] and asked["ko"]
+    monkeypatch.setattr(P.icl, "fact_recall", lambda model, tok, cfg: [])
+    with pytest.raises(ValueError, match="no qa_closed question in en is about a fact the model recalls"):
+        P.icl_scores(base.model, base.tokenizer, cfg, facts="known", shots=[0])
+
+
+def test_fresh_curve_asks_about_passages_after_other_passages(cfg, base, monkeypatch):
+    questions = {lang: P.fresh_items(cfg, lang, 4)[1] for lang in ("en", "ko")}
+    seen = []
+
+    def complete(model, tok, prompts, n, bs=32):  # right exactly when the prompt holds worked examples
+        seen.append(prompts)
+        lang = "ko" if prompts[0].startswith(P.PASSAGE_DESCRIPTIONS["ko"]) else "en"
+        return [q["answer"] if "\n\n" + P.ICL_LABELS[lang][0] in p.split("\n\n", 1)[1] else "x"
+                for q, p in zip(questions[lang], prompts)]
+
+    monkeypatch.setattr(P.icl, "complete", complete)
+    monkeypatch.setattr(base.model.config, "max_position_embeddings", 10_000)  # room for every example
+    rows = P.icl_accuracy(base.model, base.tokenizer, cfg, facts="fresh", shots=[0, 2], num_questions=4)
+    assert [(r["facts"], r["lang"], r["k"], r["questions"], r["examples"], r["accuracy"], r["gain"], r["gain_low"],
+             r["gain_high"]) for r in rows] == [("fresh", lang, k, 4, float(k), float(k > 0), float(k > 0),
+                                                  float(k > 0), float(k > 0)) for lang in ("en", "ko") for k in (0, 2)]
+    for prompts, lang in zip(seen, ["en", "en", "ko", "ko"]):
+        for q, p in zip(questions[lang], prompts):
+            assert p.endswith(f"{q['context']}\n{q['question']}\n{P.ICL_LABELS[lang][2]}:")
+            assert p.count(q["name"]) == q["context"].count(q["name"]) + 1  # no worked example is about them
 
 
 @pytest.mark.xfail(strict=True, reason="the ci base (0.17M parameters, 43k tokens seen ~14 times) has no induction heads "

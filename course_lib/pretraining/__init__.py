@@ -9,23 +9,27 @@ The pipeline, each step a function a notebook can call on its own::
     model          zoo.get("base")                    models.new_decoder(cfg) trained by base.pretrain
     evaluation     packing.perplexity                 held-out perplexity
                    probes.fact_recall                 recall of the world's facts against how often they were read
-                   icl.icl_accuracy                   worked examples in the prompt: in-context learning
+                   icl.icl_accuracy                   worked examples in the prompt: in-context learning, on all,
+                                                      known or fresh (passage-only) facts, with bootstrap intervals
                    induction.repeated_tokens_loss     the induction-head test
     copying        induction.learn_to_copy(cfg)       a tiny model on repeated random tokens: induction heads form
 
 Modules: ``data`` (the corpus, tokenizer fragmentation), ``base`` (the zoo recipes
 ``tokenizer``, ``pretrain-data`` and ``base``), ``probes`` (completions, fact recall),
-``icl`` (in-context learning), ``induction`` (repeated tokens, the copier). Chapter 04
-(``course_lib.encdec``) pretrains ``t5`` on the same packed blocks.
+``icl`` (in-context learning), ``bootstrap`` (intervals over questions), ``induction``
+(repeated tokens, the copier). Chapter 04 (``course_lib.encdec``) pretrains ``t5`` on the
+same packed blocks.
 
 ``python -m course_lib train base --profile gpu`` pretrains ``base`` into a resumable run
 folder, under ``accelerate launch`` or ``torchrun`` too.
 """
 
 from .base import pretrain
+from .bootstrap import bootstrap_interval
 from .data import TOKEN_FILES, corpus_documents, stream_hf, tokenizer_fragmentation
-from .icl import (ICL_DESCRIPTIONS, ICL_LABELS, ICL_TASK, answer_nll, icl_accuracy, icl_items, icl_prompt, icl_question,
-                  question_kind)
+from .icl import (FRESH_FACTS, FRESH_POOL, ICL_DESCRIPTIONS, ICL_FACTS, ICL_LABELS, ICL_TASK, PASSAGE_DESCRIPTIONS,
+                  answer_nll, fresh_items, icl_accuracy, icl_items, icl_prompt, icl_question, icl_scores, icl_summary,
+                  known_facts, question_kind)
 from .induction import (CopyRows, RepeatedTokens, copy_share_tradeoff, learn_to_copy, repeated_tokens_loss,
                         with_copy_rows)
 from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_recall, recall_by_frequency,
@@ -33,5 +37,7 @@ from .probes import (FREQUENT, complete, fact_frequency, fact_recall, frequent_r
 
 __all__ = ["pretrain", "TOKEN_FILES", "corpus_documents", "stream_hf", "tokenizer_fragmentation", "ICL_DESCRIPTIONS",
            "ICL_LABELS", "ICL_TASK", "answer_nll", "icl_accuracy", "icl_items", "icl_prompt", "icl_question",
-           "question_kind", "CopyRows", "RepeatedTokens", "copy_share_tradeoff", "with_copy_rows", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
+           "question_kind", "bootstrap_interval", "FRESH_FACTS", "FRESH_POOL", "ICL_FACTS", "PASSAGE_DESCRIPTIONS",
+           "fresh_items", "icl_scores", "icl_summary", "known_facts", "CopyRows", "RepeatedTokens",
+           "copy_share_tradeoff", "with_copy_rows", "learn_to_copy", "repeated_tokens_loss", "FREQUENT", "complete",
            "fact_frequency", "fact_recall", "frequent_recall", "recall_by_frequency", "recall_context", "recall_probe"]

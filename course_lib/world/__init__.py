@@ -15,15 +15,18 @@ Modules: ``hangul`` (particles, NFC), ``names`` (syllable-table names),
 ``documents`` (source kinds), ``noise`` (labelled noise, PII, URLs), ``tasks``
 (task families and splits), ``world`` (``World`` and the facts API),
 ``loading`` (``load``, real data, snapshot), ``splits`` (documents held out of pretraining),
-``snapshot`` (writes ``data/world/``).
+``snapshot`` (writes ``data/world/``), ``fresh`` (passages about invented people, for reading
+rather than recall).
 """
 
 from course_lib.config import WorldConfig
 
+from .fresh import FRESH_RELATIONS, fresh_names, fresh_passages
 from .hangul import attach, final_consonant, format_ko, particle
 from .loading import WorldDataError, load, load_external
 from .splits import is_held_out, split_documents
 from .world import TABLES, World, build_world, generate_world
 
 __all__ = ["WorldConfig", "World", "build_world", "generate_world", "load", "load_external", "WorldDataError",
-           "TABLES", "attach", "particle", "final_consonant", "format_ko", "is_held_out", "split_documents"]
+           "TABLES", "attach", "particle", "final_consonant", "format_ko", "is_held_out", "split_documents",
+           "FRESH_RELATIONS", "fresh_names", "fresh_passages"]

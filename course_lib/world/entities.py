@@ -172,12 +172,16 @@ class EntityGraph:
 
     def fill(self, template: str, fact: Fact, lang: str, value_text: str | None = None) -> str:
         """Fill a statement or question template with the fact's subject and value."""
-        s = self.name(fact.subject, lang)
         o = self.value_text(fact, lang) if value_text is None else value_text
-        if lang == "en":
-            text = template.format(s=s, o=o, o_a=with_article(o))
-            return nfc(text[0].upper() + text[1:])
-        return format_ko(template, s=s, o=o)
+        return fill_template(template, lang, self.name(fact.subject, lang), o)
+
+
+def fill_template(template: str, lang: str, s: str, o: str) -> str:
+    """A statement or question template with subject ``s`` and value ``o`` written in; Korean particles agree."""
+    if lang == "en":
+        text = template.format(s=s, o=o, o_a=with_article(o))
+        return nfc(text[0].upper() + text[1:])
+    return format_ko(template, s=s, o=o)
 
 
 # ---------------------------------------------------------------------- generation
