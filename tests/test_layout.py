@@ -14,7 +14,7 @@ import pytest
 LIBRARY = Path(__file__).resolve().parent.parent / "course_lib"
 
 # Shared infrastructure, flat modules: they import each other and nothing else of the course.
-INFRASTRUCTURE = {"config", "runs", "models", "tokenization", "packing", "training", "generation", "zoo",
+INFRASTRUCTURE = {"config", "checks", "runs", "models", "tokenization", "packing", "training", "generation", "zoo",
                   "notebooks", "grading"}
 # Chapters in course order: a chapter imports infrastructure, itself and earlier chapters.
 CHAPTERS = {"tour": 0, "world": 1, "curation": 2, "pretraining": 3, "encdec": 4, "evaluation": 5,

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 
-from . import checks
+from .. import checks
 
 # ---------------------------------------------------------------------- normalization
 

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 from course_lib.world.hangul import detect_lang
 
-from . import checks
+from .. import checks
 
 # ---------------------------------------------------------------------- words
 

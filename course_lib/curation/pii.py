@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from . import checks
+from .. import checks
 
 PII_TYPES = ("email", "phone_kr", "phone_intl", "ip", "rrn", "card")
 PLACEHOLDERS = {t: f"[{t.upper()}]" for t in PII_TYPES}

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from . import checks, dedup, filters, pii
+from .. import checks
+from . import dedup, filters, pii
 
 # ---------------------------------------------------------------------- steps
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from . import checks
+from .. import checks
 from .dedup import normalize_text
 
 # ---------------------------------------------------------------------- features

@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from course_lib.curation import checks
+from course_lib import checks
 from course_lib.curation.filters import normalize_lang
 
 _PUNCT = set(string.punctuation)

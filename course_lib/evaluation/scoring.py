@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from course_lib.curation import checks
+from course_lib import checks
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when neither the config nor the tokenizer gives a length
 _TOKENIZER_INFINITY = int(1e30)  # what transformers stores as model_max_length when none is set

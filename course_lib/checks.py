@@ -1,4 +1,5 @@
-"""Checks at the door of the public functions of curation and evaluation: a wrong type or shape is a named error.
+"""Checks at the door of the course's public functions (curation, evaluation, every later chapter): a wrong type or
+shape is a named error.
 
 A Python string is a sequence of characters, so ``run("some text")`` would read
 four documents ``h``, ``e``, ``l``, ``o`` and ``exact_duplicates("abc")`` three;
