@@ -467,3 +467,13 @@ def test_copy_rows_repeat_ordinary_tokens_and_mix_in_at_their_share(tmp_path):
     assert P.with_copy_rows(blocks, 0.0, tok) is blocks
     with pytest.raises(ValueError, match="share of copy rows"):
         P.with_copy_rows(blocks, 1.0, tok)
+
+
+def test_copy_rows_never_hold_the_induction_test_sequences():
+    """A base trained on copy rows must meet the test's random sequences for the first time."""
+    test = P.RepeatedTokens(16, 50, 4000, seed=0)  # what repeated_tokens_loss draws (before shifting by low)
+    rows = P.CopyRows(64, 100, 0, 4000, seed=0, min_period=50)  # rows of 100 = 50 + the same 50, like the test's
+    firsts = {tuple(rows[i]["input_ids"][:50].tolist()) for i in range(64)}
+    assert not firsts & {tuple(test[i]["input_ids"][:50].tolist()) for i in range(16)}
+    assert (P.RepeatedTokens(3, 8, 50, seed=0)[1]["input_ids"].tolist()
+            != P.RepeatedTokens(3, 8, 50, seed=0, stream=1)[1]["input_ids"].tolist())

@@ -49,17 +49,20 @@ class RepeatedTokens(torch.utils.data.Dataset):
     ``p`` drawn from ``min_period..length``, until the row is full: the copy now lies a
     different distance back in every row, so a model can only predict it by finding the earlier
     occurrence of what it just read (an induction head), not by looking a fixed number of
-    positions back. Row ``i`` is drawn from a generator seeded by ``(seed, i)``, so every row is
-    new to the model and the same in every run. Labels are the inputs (next-token loss everywhere).
+    positions back. Row ``i`` is drawn from a generator seeded by ``(seed, i)`` (``(seed, i, stream)``
+    for another ``stream``), so every row is new to the model and the same in every run. Labels are the
+    inputs (next-token loss everywhere).
     """
 
-    def __init__(self, size: int, length: int, vocab: int, seed: int = 0, min_period: int | None = None):
+    def __init__(self, size: int, length: int, vocab: int, seed: int = 0, min_period: int | None = None,
+                 stream: int = 0):
         if size < 1 or length < 2 or vocab < 2:
             raise ValueError(f"RepeatedTokens needs size >= 1, length >= 2 and vocab >= 2, got {size}, {length}, {vocab}")
         if min_period is not None and not 1 <= min_period <= length:
             raise ValueError(f"RepeatedTokens needs 1 <= min_period <= length ({length}), got min_period={min_period}")
         self.size, self.length, self.vocab, self.seed = size, length, vocab, seed
         self.min_period = length if min_period is None else min_period
+        self.stream = stream
 
     def __len__(self) -> int:
         return self.size
@@ -67,11 +70,15 @@ class RepeatedTokens(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.size:
             raise IndexError(i)
-        rng = np.random.default_rng([self.seed, i])
+        # numpy drops trailing zeros from a seed, so the stream goes last, where it is never 0
+        rng = np.random.default_rng([self.seed, i] if self.stream == 0 else [self.seed, i, self.stream])
         period = self.length if self.min_period == self.length else int(rng.integers(self.min_period, self.length + 1))
         x = torch.from_numpy(rng.integers(0, self.vocab, period))
         ids = x.repeat(-(-2 * self.length // period))[: 2 * self.length]
         return {"input_ids": ids, "labels": ids.clone()}
+
+
+COPY_STREAM = 1  # RepeatedTokens' stream for pretraining copy rows
 
 
 class CopyRows(torch.utils.data.Dataset):
@@ -86,7 +93,10 @@ class CopyRows(torch.utils.data.Dataset):
     def __init__(self, size: int, block_size: int, low: int, high: int, *, seed: int = 0, min_period: int = 4):
         if not 0 <= low < high:
             raise ValueError(f"CopyRows needs 0 <= low < high, got low={low}, high={high}")
-        self.rows = RepeatedTokens(size, block_size // 2, high - low, seed=seed, min_period=min_period)
+        # Their own random stream: the induction test draws stream 0, and a model trained on its rows
+        # would recall them instead of copying.
+        self.rows = RepeatedTokens(size, block_size // 2, high - low, seed=seed, min_period=min_period,
+                                   stream=COPY_STREAM)
         self.low, self.block_size = low, block_size
 
     def __len__(self) -> int:
