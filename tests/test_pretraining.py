@@ -360,6 +360,39 @@ def test_fresh_curve_asks_about_passages_after_other_passages(cfg, base, monkeyp
             assert p.count(q["name"]) == q["context"].count(q["name"]) + 1  # no worked example is about them
 
 
+def test_base_logs_the_induction_test_over_training(cfg, base):
+    t = cfg.pretrain.train
+    rows = P.read_induction(base.path)
+    assert [r["step"] for r in rows] == sorted({0, *range(t.eval_every, t.max_steps + 1, t.eval_every), t.max_steps})
+    last = P.repeated_tokens_loss(base.model, low=max(base.tokenizer.all_special_ids) + 1)
+    assert rows[-1]["first"] == pytest.approx(last["first"], rel=1e-4)  # the final model's own test
+    assert rows[0]["first"] == pytest.approx(math.log(len(base.tokenizer)), rel=0.1)  # at step 0: about a uniform guess
+    with pytest.raises(FileNotFoundError, match="induction.jsonl"):
+        P.read_induction(base.path / "final")
+
+
+def test_reference_model_names_what_is_missing(cfg, monkeypatch):
+    from course_lib.config import ConfigError
+
+    with pytest.raises(ConfigError, match="zoo.reference_model='org/some-model'.*offline"):
+        models.load_reference(load_config("ci", ["zoo.reference_model=org/some-model"]))
+    monkeypatch.setitem(models.REFERENCE_MODELS, "ghost", ("no_such_package_here", "ghost.gguf"))
+    with pytest.raises(FileNotFoundError, match="no-such-package-here"):
+        models.load_reference(load_config("ci", ["zoo.reference_model=ghost"]))
+
+
+def test_the_reference_model_copies_and_reads_its_prompt(cfg):
+    """The measurements can show the effects: a real 135M model passes both (base at ci and laptop size does not)."""
+    ref = models.load_reference(cfg)
+    assert type(ref.model).__name__ == "LlamaForCausalLM" and 134e6 < models.count_parameters(ref.model) < 135e6
+    induction = P.repeated_tokens_loss(ref.model, low=max(ref.tokenizer.all_special_ids) + 1)
+    assert induction["second"] < 0.5 * induction["first"], induction
+    rows = P.icl_accuracy(ref.model, ref.tokenizer, cfg, facts="fresh", shots=[0, 1], num_questions=20, langs=("en",),
+                          batch_size=10)
+    one_shot = next(r for r in rows if r["k"] == 1)
+    assert one_shot["accuracy"] >= 0.5 and one_shot["gain"] >= 0.3 and one_shot["gain_low"] > 0, rows
+
+
 @pytest.mark.xfail(strict=True, reason="the ci base (0.17M parameters, 43k tokens seen ~14 times) has no induction heads "
                    "(P.repeated_tokens_loss: the second copy of random tokens costs as much as the first): "
                    "it cannot copy from its prompt, so examples do not help. Given induction heads (a fifth of its "
@@ -465,8 +498,39 @@ def test_copy_rows_repeat_ordinary_tokens_and_mix_in_at_their_share(tmp_path):
     assert len(mixed) == 40 and mixed[0] is blocks[0]  # 10 copy rows: a quarter of 40
     assert mixed[39].keys() == blocks[0].keys()
     assert P.with_copy_rows(blocks, 0.0, tok) is blocks
-    with pytest.raises(ValueError, match="share of copy rows"):
+    with pytest.raises(ValueError, match="shares of extra rows"):
         P.with_copy_rows(blocks, 1.0, tok)
+    make = lambda n: [blocks[0]] * n
+    assert len(P.mixed_rows(blocks, [(0.25, make), (0.25, make)])) == 60  # 15 + 15 extra rows: half of 60
+    with pytest.raises(ValueError, match="sum below 1"):
+        P.mixed_rows(blocks, [(0.5, make), (0.5, make)])
+
+
+def test_reading_rows_ask_about_invented_people_whose_answer_is_in_the_passage(cfg):
+    from course_lib.world import build_world, fresh_names
+
+    tok = AutoTokenizer.from_pretrained(zoo.build("tokenizer", "ci"))
+    world = build_world(cfg.world)
+    rows = P.ReadingRows(6, 128, tok, world, seed=0)
+    taken = {n for e in world.entities() for n in (e.name.en, e.name.ko)}
+    taken |= {n for name in fresh_names(world, 200, 0) for n in (name.en, name.ko)}  # what chapters ask about
+    langs = set()
+    for i in range(6):
+        row = rows[i]
+        assert row["input_ids"].shape == (128,) and row["labels"].tolist() == row["input_ids"].tolist()
+        assert row["position_ids"].tolist() == list(range(128)) and row["input_ids"][0] == tok.eos_token_id
+        text = tok.decode(row["input_ids"][1:])
+        first = text.split("\n\n")[0].split("\n")  # the first exercise is whole: heading, passage, question, answer
+        assert len(first) == 4, text
+        passage, answer = first[1].split(": ", 1)[1], first[3].split(": ", 1)[1]
+        assert answer and answer in passage  # the answer is only to be read, never remembered
+        assert not any(name in text for name in taken)
+        langs.add("ko" if "지문" in text else "en")
+    assert langs == {"en", "ko"}
+    assert tok.decode(rows[4]["input_ids"]) == tok.decode(P.ReadingRows(6, 128, tok, world, seed=0)[4]["input_ids"])
+    assert tok.decode(rows[4]["input_ids"]) != tok.decode(P.ReadingRows(6, 128, tok, world, seed=1)[4]["input_ids"])
+    with pytest.raises(IndexError):
+        rows[6]
 
 
 def test_copy_rows_never_hold_the_induction_test_sequences():

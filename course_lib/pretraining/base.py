@@ -23,7 +23,11 @@ from ..tokenization import train_tokenizer
 from ..training import train
 from ..world.splits import is_held_out
 from .data import TOKEN_FILES, corpus_documents
-from .induction import with_copy_rows
+from .induction import copy_rows, mixed_rows, repeated_tokens_loss
+from .reading import ReadingRows
+
+
+INDUCTION_LOG = "induction.jsonl"  # the induction test over training, in the run folder
 
 
 def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callbacks=()):
@@ -31,23 +35,69 @@ def pretrain(cfg: Config, output_dir: str | Path, *, resume: bool = True, callba
 
     With ``pretrain.copy_share`` > 0 that share of the training rows are ``CopyRows``
     (repeated random tokens), which reward the induction heads that in-context learning
-    needs; the held-out blocks stay text only, so perplexities compare.
+    needs, and with ``pretrain.reading_share`` > 0 that share are ``ReadingRows`` (reading
+    exercises about invented people); the held-out blocks stay text only, so perplexities
+    compare. The induction test (``repeated_tokens_loss``) runs before the first step and
+    every ``eval_every`` steps; its rows go to ``INDUCTION_LOG`` in ``output_dir``.
     """
     tokenizer = zoo.get("tokenizer", cfg)
     data = zoo.get("pretrain-data", cfg)  # built on first use; each document attends only to itself
-    p = cfg.pretrain
+    model = new_decoder(cfg, tokenizer)
+    t = cfg.pretrain.train
+    probe = induction_probe(model, Path(output_dir) / INDUCTION_LOG, t.eval_every, t.max_steps,
+                            low=max(tokenizer.all_special_ids) + 1)
+    if not resume:
+        (Path(output_dir) / INDUCTION_LOG).unlink(missing_ok=True)
+        probe(0, {})
     return train(
-        new_decoder(cfg, tokenizer),
-        with_copy_rows(data["train"], p.copy_share, tokenizer, seed=cfg.run.seed, min_period=p.copy_min_period),
+        model,
+        training_rows(cfg, data["train"], tokenizer),
         cfg.pretrain.train,
         output_dir=output_dir,
         eval_dataset=data["eval"] if len(data["eval"]) else None,
         seed=cfg.run.seed,
         resume=resume,
         config=cfg,
-        callbacks=callbacks,
+        callbacks=(probe, *callbacks),
         tokenizer=tokenizer,
     )
+
+
+def induction_probe(model, path: Path, every: int, last: int, *, low: int):
+    """A training callback: the induction test on ``model`` every ``every`` steps and at step ``last``, appended to ``path``.
+
+    The test draws its own seeded tokens and puts the model back in training mode, so
+    the run's random stream and dropout are as they would be without it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def probe(step: int, _row: dict) -> None:
+        if (every and step % every == 0) or step == last:
+            row = {"step": step, **repeated_tokens_loss(model, low=low)}
+            model.train()
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    return probe
+
+
+def read_induction(path: Path) -> list[dict]:
+    """The induction test over training (``{"step", "first", "second"}`` rows) of a ``base`` run folder."""
+    log = Path(path) / INDUCTION_LOG
+    if not log.is_file():
+        raise FileNotFoundError(f"{log} is missing: the run was trained before the induction test was logged; rebuild it")
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def training_rows(cfg: Config, blocks, tokenizer):
+    """The text ``blocks`` mixed with ``pretrain.copy_share`` copy rows and ``pretrain.reading_share`` reading rows."""
+    from ..world import build_world
+
+    p, seed = cfg.pretrain, cfg.run.seed
+    reading = lambda n: ReadingRows(n, p.block_size, tokenizer, build_world(cfg.world), seed=seed,
+                                    ko_fraction=cfg.world.ko_fraction)
+    return mixed_rows(blocks, [(p.copy_share, copy_rows(blocks, tokenizer, seed=seed, min_period=p.copy_min_period)),
+                               (p.reading_share, reading)])
 
 
 def _tokenizer_texts(cfg: Config) -> Iterator[str]:

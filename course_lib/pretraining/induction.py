@@ -107,21 +107,33 @@ class CopyRows(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids.clone(), "position_ids": torch.arange(len(ids))}
 
 
+def mixed_rows(blocks, parts):
+    """``blocks`` and extra rows, each kind making up its share of all rows (``blocks`` itself if every share is 0).
+
+    ``parts`` is a list of ``(share, make)``: ``make(n)`` returns a dataset of ``n`` rows
+    with the keys of ``blocks``' rows. The training loop shuffles all kinds together.
+    """
+    shares = [share for share, _ in parts]
+    if any(not 0.0 <= s < 1.0 for s in shares) or sum(shares) >= 1.0:
+        raise ValueError(f"the shares of extra rows must be in [0, 1) and sum below 1 (text needs a share), got {shares}")
+    total = len(blocks) / (1.0 - sum(shares))
+    extra = [make(round(total * share)) for share, make in parts if round(total * share) > 0]
+    return torch.utils.data.ConcatDataset([blocks, *extra]) if extra else blocks
+
+
 def with_copy_rows(blocks, share: float, tokenizer, *, seed: int = 0, min_period: int = 4):
     """``blocks`` with ``CopyRows`` added so that they are ``share`` of all rows (``blocks`` itself if 0).
 
     The copy rows use every ordinary token of ``tokenizer`` (ids above its special tokens)
     and the block length of ``blocks``; the training loop shuffles both kinds together.
     """
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"the share of copy rows must be in [0, 1), got {share}")
-    size = round(len(blocks) * share / (1.0 - share))
-    if size == 0:
-        return blocks
-    block_size = len(blocks[0]["input_ids"])
+    return mixed_rows(blocks, [(share, copy_rows(blocks, tokenizer, seed=seed, min_period=min_period))])
+
+
+def copy_rows(blocks, tokenizer, *, seed: int = 0, min_period: int = 4):
+    """``make(n)`` for ``mixed_rows``: ``n`` ``CopyRows`` over ``tokenizer``'s ordinary tokens, ``blocks``' length."""
     low = max(tokenizer.all_special_ids) + 1
-    copies = CopyRows(size, block_size, low, len(tokenizer), seed=seed, min_period=min_period)
-    return torch.utils.data.ConcatDataset([blocks, copies])
+    return lambda n: CopyRows(n, len(blocks[0]["input_ids"]), low, len(tokenizer), seed=seed, min_period=min_period)
 
 
 def learn_to_copy(cfg: Config, *, vocab: int = 64, length: int = 32, min_period: int = 4, steps: int = 600,

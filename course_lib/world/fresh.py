@@ -49,7 +49,7 @@ def fresh_names(world: World, n: int, seed: int = 0) -> list[Name]:
     raise RuntimeError(f"found only {len(out)} of {n} fresh names in {100 * n} tries")
 
 
-def _values(world: World, lang: str) -> dict[str, list[str]]:
+def fresh_values(world: World, lang: str) -> dict[str, list[str]]:
     """The values a fresh fact may take, per relation, as written in ``lang``.
 
     Lists are in the same order in every language (entities in creation order, labels
@@ -75,7 +75,7 @@ def fresh_passages(world: World, n: int, *, langs: tuple[str, ...] = ("en", "ko"
     ``m`` people of a larger ``n`` are the same ``m`` people.
     """
     names = fresh_names(world, n, seed)
-    values = {lang: _values(world, lang) for lang in langs}
+    values = {lang: fresh_values(world, lang) for lang in langs}
     rng = rng_for(seed, "fresh", "facts")
     rows = []
     for i, name in enumerate(names):
