@@ -511,14 +511,14 @@ def test_reading_rows_ask_about_invented_people_whose_answer_is_in_the_passage(c
 
     tok = AutoTokenizer.from_pretrained(zoo.build("tokenizer", "ci"))
     world = build_world(cfg.world)
-    rows = P.ReadingRows(6, 128, tok, world, seed=0)
-    taken = {n for e in world.entities() for n in (e.name.en, e.name.ko)}
+    rows = P.ReadingRows(6, 256, tok, world, seed=0)  # ci's small vocabulary: a Korean exercise takes ~130 tokens
+    taken = {n for e in world.entities("person") for n in (e.name.en, e.name.ko)}  # passages name world values, not people
     taken |= {n for name in fresh_names(world, 200, 0) for n in (name.en, name.ko)}  # what chapters ask about
     langs = set()
     for i in range(6):
         row = rows[i]
-        assert row["input_ids"].shape == (128,) and row["labels"].tolist() == row["input_ids"].tolist()
-        assert row["position_ids"].tolist() == list(range(128)) and row["input_ids"][0] == tok.eos_token_id
+        assert row["input_ids"].shape == (256,) and row["labels"].tolist() == row["input_ids"].tolist()
+        assert row["position_ids"].tolist() == list(range(256)) and row["input_ids"][0] == tok.eos_token_id
         text = tok.decode(row["input_ids"][1:])
         first = text.split("\n\n")[0].split("\n")  # the first exercise is whole: heading, passage, question, answer
         assert len(first) == 4, text
@@ -527,8 +527,8 @@ def test_reading_rows_ask_about_invented_people_whose_answer_is_in_the_passage(c
         assert not any(name in text for name in taken)
         langs.add("ko" if "지문" in text else "en")
     assert langs == {"en", "ko"}
-    assert tok.decode(rows[4]["input_ids"]) == tok.decode(P.ReadingRows(6, 128, tok, world, seed=0)[4]["input_ids"])
-    assert tok.decode(rows[4]["input_ids"]) != tok.decode(P.ReadingRows(6, 128, tok, world, seed=1)[4]["input_ids"])
+    assert tok.decode(rows[4]["input_ids"]) == tok.decode(P.ReadingRows(6, 256, tok, world, seed=0)[4]["input_ids"])
+    assert tok.decode(rows[4]["input_ids"]) != tok.decode(P.ReadingRows(6, 256, tok, world, seed=1)[4]["input_ids"])
     with pytest.raises(IndexError):
         rows[6]
 
