@@ -135,6 +135,16 @@ class PretrainConfig:
 
 
 @dataclass
+class InstructConfig:
+    """Chapter 06: ``instruct``, ``base`` fine-tuned on the task clusters and on reading exercises (chat format)."""
+
+    per_task_cap: int = _bounded(200, ge=1, help="training rows per task and language from the clusters (FLAN's cap)")
+    reading_examples: int = _bounded(4000, ge=0, help="reading exercises about invented people (answer in the passage)")
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800, batch_size=16, lr=1e-3,
+                                                                   warmup_steps=20, weight_decay=0.0))
+
+
+@dataclass
 class WorldConfig:
     """The generated course world (``course_lib.world``): sizes, dates, noise rates, splits.
 
@@ -229,6 +239,7 @@ class Config:
     world: WorldConfig = field(default_factory=WorldConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:

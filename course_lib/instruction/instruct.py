@@ -1,0 +1,168 @@
+"""The ``instruct`` model: ``base`` fine-tuned on the task clusters and on reading exercises, in the chat format.
+
+    zoo.get("instruct")   a TrainedModel: base + SFT (response-only loss) on
+                          clusters.mix(instruction_examples(train)) + reading_conversations
+
+Two kinds of training rows, both chat conversations (system, user, assistant):
+
+- the task clusters' ``train`` rows (training facts, training templates), at most
+  ``instruct.per_task_cap`` per task and language, mixed as FLAN mixes them;
+- ``instruct.reading_examples`` reading exercises about *invented* people: a passage,
+  a question, the answer, which only the passage holds. ``base`` never learned to copy
+  from its prompt (chapter 03); this is where it learns, directly, what chapter 10's
+  retrieval-augmented answers need. No invented name is a world name or one of the
+  fresh names that evaluations ask about (``world.fresh_names``).
+
+:func:`chat_answers` asks a model in the chat format (greedy, up to ``<|end|>``);
+:func:`exact_match` scores rows by cluster and language.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from .. import zoo
+from ..config import Config
+from ..models import TrainedModel
+from ..world.entities import fill_template
+from ..world.fresh import FRESH_RELATIONS, fresh_values
+from ..world.names import NameBook
+from ..world.templates import QUESTIONS, STATEMENTS
+from .clusters import SYSTEM, instruction_examples, mix
+from .formatting import END_TOKEN, add_chat_template, chat_example, render_chat
+from .sft import sft_own
+
+logger = logging.getLogger(__name__)
+RESERVED_FRESH = 2000  # fresh names that evaluations may ask about: never in a training exercise
+READ = {"en": "Read the passage and answer the question.", "ko": "지문을 읽고 질문에 답하세요."}
+
+
+def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -> list[dict]:
+    """``n`` reading exercises about invented people as chat rows (``id``, ``lang``, ``messages``, ``answer``).
+
+    Exercise ``i`` is in ``langs[i % len(langs)]``: a passage of two to four facts (the
+    world's statement phrasings but the held-out last one; the world's values), a question
+    about one of them (the world's question phrasings but the held-out last one), and the
+    value as the answer. Deterministic in (``world``, ``n``, ``seed``).
+    """
+    from ..world import fresh_names
+
+    values = {lang: fresh_values(world, lang) for lang in langs}
+    taken = {n for e in world.entities() for n in (e.name.en.lower(), e.name.ko)}
+    taken |= {n for name in fresh_names(world, RESERVED_FRESH, seed) for n in (name.en.lower(), name.ko)}
+    rows = []
+    for i in range(n):
+        rng = random.Random(f"{seed}|instruct-reading|{i}")
+        book, lang = NameBook(rng), langs[i % len(langs)]
+        name = book.person()
+        while name.en.lower() in taken or name.ko in taken:
+            name = book.person()
+        s = name.en if lang == "en" else name.ko
+        told = rng.sample(FRESH_RELATIONS, rng.randint(2, 4))
+        value = {r: rng.choice(values[lang][r]) for r in told}
+        passage = " ".join(fill_template(rng.choice(STATEMENTS[r][lang][:-1]), lang, s, value[r]) for r in told)
+        asked = rng.choice(told)
+        question = fill_template(rng.choice(QUESTIONS[asked][lang][:-1]), lang, s, value[asked])
+        messages = [{"role": "system", "content": SYSTEM[lang]},
+                    {"role": "user", "content": f"{READ[lang]}\n{passage}\n{question}"},
+                    {"role": "assistant", "content": value[asked]}]
+        rows.append({"id": f"reading/{i:05d}/{lang}", "lang": lang, "messages": messages, "answer": value[asked]})
+    return rows
+
+
+def training_conversations(cfg: Config) -> list[dict]:
+    """``instruct``'s training rows: the clusters' mixture and the reading exercises, in a seeded order."""
+    from ..world import build_world
+
+    p = cfg.instruct
+    tasks = mix(instruction_examples(cfg, split="train", per_task_cap=p.per_task_cap, seed=cfg.run.seed),
+                cap=p.per_task_cap, seed=cfg.run.seed)
+    reading = reading_conversations(build_world(cfg.world), p.reading_examples, seed=cfg.run.seed)
+    return tasks + reading
+
+
+@torch.no_grad()
+def chat_answers(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 24,
+                 batch_size: int = 32) -> list[str]:
+    """The model's greedy reply to each conversation (its last turn is the user's), up to ``<|end|>``."""
+    model.eval()
+    stop = [tokenizer.convert_tokens_to_ids(END_TOKEN), tokenizer.eos_token_id]
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out = []
+    try:
+        for i in range(0, len(conversations), batch_size):
+            prompts = [render_chat(c, add_generation_prompt=True) for c in conversations[i : i + batch_size]]
+            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
+                                 pad_token_id=tokenizer.pad_token_id)
+            out += [t.strip() for t in tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :],
+                                                             skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def exact_match(model, tokenizer, rows: list[dict], *, batch_size: int = 32) -> list[dict]:
+    """Each row asked without its assistant turn: ``{"id", "cluster", "lang", "answer", "output", "correct"}``.
+
+    ``correct``: the reply, up to a final period, equals the row's answer or the row's own
+    assistant turn (a template may wrap the answer: "The answer is X.").
+    """
+    outputs = chat_answers(model, tokenizer, [r["messages"][:-1] for r in rows], batch_size=batch_size)
+    strip = lambda text: text.strip().rstrip(".")
+    return [{"id": r["id"], "cluster": r.get("cluster", "reading"), "lang": r["lang"], "answer": r["answer"],
+             "output": o, "correct": strip(o) in (strip(r["answer"]), strip(r["messages"][-1]["content"]))}
+            for r, o in zip(rows, outputs)]
+
+
+def fresh_reading_rows(cfg: Config, split: str = "test") -> list[dict]:
+    """The fresh passages of the clusters' ``split`` (people held out of training), as reading exercises.
+
+    The same prompt as ``reading_conversations`` (``READ``, the passage, the question), so
+    the score says whether the model reads, not whether it knows a template.
+    """
+    from .clusters import task_sources
+
+    rows = []
+    for s in task_sources(cfg, "fresh_reading"):
+        if s.split == split:
+            messages = [{"role": "system", "content": SYSTEM[s.lang]},
+                        {"role": "user", "content": f"{READ[s.lang]}\n{s.slots['context']}\n{s.slots['question']}"},
+                        {"role": "assistant", "content": s.slots["answer"]}]
+            rows.append({"id": f"fresh/{s.key}/{s.lang}", "lang": s.lang, "messages": messages,
+                         "answer": s.slots["answer"]})
+    return rows
+
+
+def _load(path: Path, cfg: Config) -> TrainedModel:
+    return TrainedModel.from_run(path)
+
+
+@zoo.register(
+    "instruct", load=_load, sections=("run", "model", "world", "data", "pretrain", "curation", "instruct"),
+    deps=("base",),
+    description="base fine-tuned on the task clusters and on reading exercises, chat format (chapter 06)",
+)
+def _build(cfg: Config, out: Path) -> None:
+    base = zoo.get("base", cfg)
+    model, tokenizer = base.model, add_chat_template(base.tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    rows, skipped = [], []
+    for r in training_conversations(cfg):
+        row = chat_example(tokenizer, r["messages"], r["id"])
+        fits = len(row["input_ids"]) <= cfg.model.max_seq_len
+        rows += [row] if fits else []
+        skipped += [] if fits else [{"id": r["id"], "tokens": len(row["input_ids"])}]
+    if skipped:  # longer than the model's context: listed, and said, not silently lost
+        logger.warning("instruct: %d training rows longer than model.max_seq_len=%d left out (skipped.json)",
+                       len(skipped), cfg.model.max_seq_len)
+    (out / "skipped.json").write_text(json.dumps(skipped, indent=1), encoding="utf-8")
+    sft_own(model, rows, cfg.instruct.train, output_dir=out, seed=cfg.run.seed, resume=False, config=cfg,
+            tokenizer=tokenizer)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -1,0 +1,70 @@
+"""Chapter 06's ``instruct`` recipe: reading exercises about invented people, the SFT mixture, chat answers."""
+
+import json
+
+import pytest
+
+from course_lib import zoo
+from course_lib import instruction as I
+from course_lib.config import load_config
+from course_lib.world import build_world, fresh_names
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "instruct-cache"))
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("ci")
+
+
+def test_reading_conversations_ask_about_new_people_with_the_answer_in_the_passage(cfg):
+    world = build_world(cfg.world)
+    rows = I.reading_conversations(world, 40, seed=0)
+    people = {n for e in world.entities("person") for n in (e.name.en, e.name.ko)}
+    people |= {n for name in fresh_names(world, 300, 0) for n in (name.en, name.ko)}  # what evaluations ask about
+    assert [r["lang"] for r in rows[:4]] == ["en", "ko", "en", "ko"]
+    for r in rows:
+        I.check_messages(r["messages"], r["id"])
+        system, user, assistant = r["messages"]
+        assert assistant["content"] == r["answer"] and r["answer"] in user["content"].split("\n")[1]
+        assert user["content"].startswith(I.READ[r["lang"]]) and system["content"] == I.SYSTEM[r["lang"]]
+        assert not any(name in user["content"] for name in people)
+    assert rows == I.reading_conversations(world, 40, seed=0)
+    assert rows != I.reading_conversations(world, 40, seed=1)
+
+
+def test_training_conversations_mix_the_clusters_and_the_reading_exercises(cfg):
+    rows = I.training_conversations(cfg)
+    reading = [r for r in rows if r["id"].startswith("reading/")]
+    assert len(reading) == cfg.instruct.reading_examples
+    clusters = {r["cluster"] for r in rows if "cluster" in r}
+    assert clusters == set(I.CLUSTERS)  # every cluster trains
+    assert all(r["split"] == "train" for r in rows if "cluster" in r)  # no test fact, no held-out template
+
+
+@pytest.fixture(scope="module")
+def instruct(cfg, tmp_path_factory):
+    import os
+
+    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "instruct-cache")
+    return zoo.get("instruct", cfg)
+
+
+def test_instruct_learns_the_chat_format_from_base(cfg, instruct):
+    losses = [r["loss"] for r in instruct.metrics if "loss" in r]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert zoo.manifest("instruct", cfg)["deps"].keys() == {"base"}
+    assert instruct.tokenizer.chat_template == I.CHAT_TEMPLATE  # saved with the model: TRL and the notebooks read it
+    skipped = json.loads((instruct.path / "skipped.json").read_text(encoding="utf-8"))
+    assert all(s["tokens"] > cfg.model.max_seq_len for s in skipped)  # only rows too long for the context, listed
+
+
+def test_exact_match_asks_without_the_answer_and_scores_the_reply(cfg, instruct):
+    rows = I.instruction_examples(cfg, split="train", per_task_cap=2)[:6]
+    scored = I.exact_match(instruct.model, instruct.tokenizer, rows)
+    assert [s["id"] for s in scored] == [r["id"] for r in rows]
+    assert all(s["correct"] == (s["output"].rstrip(".") == s["answer"].rstrip(".")) for s in scored)
+    assert all("<|end|>" not in s["output"] and "<|assistant|>" not in s["output"] for s in scored)
