@@ -139,8 +139,9 @@ class InstructConfig:
     """Chapter 06: ``instruct``, ``base`` fine-tuned on the task clusters and on reading exercises (chat format)."""
 
     per_task_cap: int = _bounded(200, ge=1, help="training rows per task and language from the clusters (FLAN's cap)")
-    reading_examples: int = _bounded(4000, ge=0, help="reading exercises about invented people (answer in the passage)")
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=800, batch_size=16, lr=1e-3,
+    # 8,000 (and 1,000 steps) rather than 4,000 (800 steps): reading fresh passages 22% -> 64% (en), 18% -> 67% (ko)
+    reading_examples: int = _bounded(8000, ge=0, help="reading exercises about invented people (answer in the passage)")
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=1000, batch_size=16, lr=1e-3,
                                                                    warmup_steps=20, weight_decay=0.0))
 
 
