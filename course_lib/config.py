@@ -138,6 +138,7 @@ class PretrainConfig:
 class InstructConfig:
     """Chapter 06: ``instruct``, ``base`` fine-tuned on the task clusters and on reading exercises (chat format)."""
 
+    source: str = ""  # "" the world (clusters + reading exercises); else a .jsonl file or hf:<name>[:<config>]
     per_task_cap: int = _bounded(200, ge=1, help="training rows per task and language from the clusters (FLAN's cap)")
     # 8,000 (and 1,000 steps) rather than 4,000 (800 steps): reading fresh passages 22% -> 64% (en), 18% -> 67% (ko)
     reading_examples: int = _bounded(8000, ge=0, help="reading exercises about invented people (answer in the passage)")

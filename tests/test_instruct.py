@@ -68,3 +68,39 @@ def test_exact_match_asks_without_the_answer_and_scores_the_reply(cfg, instruct)
     assert [s["id"] for s in scored] == [r["id"] for r in rows]
     assert all(s["correct"] == (s["output"].rstrip(".") == s["answer"].rstrip(".")) for s in scored)
     assert all("<|end|>" not in s["output"] and "<|assistant|>" not in s["output"] for s in scored)
+
+
+def test_instruct_source_reads_a_local_jsonl_in_both_formats(tmp_path):
+    path = tmp_path / "sft.jsonl"
+    rows = [{"id": "a", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+                                     {"role": "assistant", "content": "4"}]},
+            {"prompt": "Capital of Korea?", "completion": " Seoul"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    got = I.external_conversations(str(path))
+    assert [g["id"] for g in got] == ["a", "1"] and [g["answer"] for g in got] == ["4", " Seoul"]
+    assert got[1]["messages"] == [{"role": "user", "content": "Capital of Korea?"},
+                                  {"role": "assistant", "content": " Seoul"}]
+    cfg = load_config("ci", [f"instruct.source={path}"])
+    assert I.training_conversations(cfg) == got  # the recipe trains on the file instead of the world
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"id": "q7", "text": "no chat here"}, "row 'q7': expected 'messages' or 'prompt' and 'completion'"),
+    ({"id": "q8", "messages": [{"role": "user", "content": "hi"}]}, "row 'q8': no assistant turn"),
+    ({"id": "q9", "messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]},
+     "row 'q9', message 0: unknown role 'robot'"),
+    ({"id": "q10", "prompt": "Q?", "completion": "  "}, "row 'q10', message 1: the assistant's response is empty"),
+])
+def test_a_bad_row_in_the_source_stops_with_its_id(tmp_path, row, match):
+    path = tmp_path / "bad.jsonl"
+    good = {"id": "ok", "prompt": "Q?", "completion": "A"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        I.external_conversations(str(path))
+
+
+def test_a_hub_source_is_refused_offline_and_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match="instruct.source='hf:org/some-sft-data' is a Hugging Face Hub dataset"):
+        I.external_conversations("hf:org/some-sft-data", offline=True)
+    with pytest.raises(FileNotFoundError, match="nothing.jsonl"):
+        I.external_conversations(str(tmp_path / "nothing.jsonl"))

@@ -5,10 +5,12 @@ instruction templates per task and language, two held out; mixtures), ``formatti
 (the chat template and the response-only loss mask), ``sft`` (supervised fine-tuning
 with the course loop and with TRL's ``SFTTrainer``), ``lora`` (low-rank adapters from
 scratch, checked against ``peft``), ``instruct`` (the ``instruct`` recipe: clusters and
-reading exercises about invented people; chat answers and exact match).
+reading exercises about invented people; chat answers and exact match), ``external``
+(``instruct.source``: a JSON Lines file or a Hugging Face dataset instead of the world).
 """
 
 from .clusters import CLUSTER_OF, CLUSTERS, SYSTEM, instruction_examples, instruction_row, mix, task_sources
+from .external import external_conversations
 from .formatting import (CHAT_TEMPLATE, IGNORE, ROLE_TOKENS, add_chat_template, chat_example, check_messages, render_chat,
                          to_prompt_completion)
 from .instruct import (READ, chat_answers, exact_match, fresh_reading_rows, reading_conversations,
@@ -17,7 +19,7 @@ from .lora import LoRALinear, apply_lora, merge_lora, trainable_parameters
 from .sft import check_examples, course_order, pad_rows, sft_own, sft_rows, sft_trl
 from .templates import HELD_OUT, Template, render, template, templates
 
-__all__ = ["CLUSTER_OF", "CLUSTERS", "SYSTEM", "instruction_examples", "instruction_row", "mix", "task_sources",
+__all__ = ["external_conversations", "CLUSTER_OF", "CLUSTERS", "SYSTEM", "instruction_examples", "instruction_row", "mix", "task_sources",
            "HELD_OUT", "Template", "render", "template", "templates", "READ", "chat_answers", "exact_match", "fresh_reading_rows",
            "reading_conversations", "training_conversations", "CHAT_TEMPLATE", "IGNORE", "ROLE_TOKENS",
            "add_chat_template", "chat_example", "check_messages", "render_chat", "to_prompt_completion",

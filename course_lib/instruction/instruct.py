@@ -35,6 +35,7 @@ from ..world.fresh import FRESH_RELATIONS, fresh_values
 from ..world.names import NameBook
 from ..world.templates import QUESTIONS, STATEMENTS
 from .clusters import SYSTEM, instruction_examples, mix
+from .external import _is_offline, external_conversations
 from .formatting import END_TOKEN, add_chat_template, chat_example, render_chat
 from .sft import sft_own
 
@@ -77,10 +78,12 @@ def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -
 
 
 def training_conversations(cfg: Config) -> list[dict]:
-    """``instruct``'s training rows: the clusters' mixture and the reading exercises, in a seeded order."""
+    """``instruct``'s training rows: the clusters' mixture and the reading exercises (or ``instruct.source``'s rows)."""
     from ..world import build_world
 
     p = cfg.instruct
+    if p.source:
+        return external_conversations(p.source, offline=_is_offline(cfg))
     tasks = mix(instruction_examples(cfg, split="train", per_task_cap=p.per_task_cap, seed=cfg.run.seed),
                 cap=p.per_task_cap, seed=cfg.run.seed)
     reading = reading_conversations(build_world(cfg.world), p.reading_examples, seed=cfg.run.seed)
