@@ -296,6 +296,11 @@ def resolve_profile(profile: str | None = None) -> str:
     return profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
 
 
+def is_offline(cfg: Config) -> bool:
+    """Whether the hub is off limits: ``zoo.offline`` or the environment's ``HF_HUB_OFFLINE``."""
+    return cfg.zoo.offline or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
 def load_config(
     profile: str | None = None,
     overrides: typing.Iterable[str] | dict[str, Any] = (),

@@ -17,14 +17,9 @@ that names the source and the row: nothing is skipped.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .formatting import check_messages
-
-
-def _is_offline(cfg) -> bool:
-    return cfg.zoo.offline or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
 def _raw_rows(source: str, offline: bool):

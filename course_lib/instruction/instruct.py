@@ -28,19 +28,18 @@ from pathlib import Path
 import torch
 
 from .. import zoo
-from ..config import Config
+from ..config import Config, is_offline
 from ..models import TrainedModel
 from ..world.entities import fill_template
-from ..world.fresh import FRESH_RELATIONS, fresh_values
+from ..world.fresh import FRESH_RELATIONS, fresh_values, new_person, reserved_names
 from ..world.names import NameBook
 from ..world.templates import QUESTIONS, STATEMENTS
 from .clusters import SYSTEM, instruction_examples, mix
-from .external import _is_offline, external_conversations
+from .external import external_conversations
 from .formatting import END_TOKEN, add_chat_template, chat_example, render_chat
 from .sft import sft_own
 
 logger = logging.getLogger(__name__)
-RESERVED_FRESH = 2000  # fresh names that evaluations may ask about: never in a training exercise
 READ = {"en": "Read the passage and answer the question.", "ko": "지문을 읽고 질문에 답하세요."}
 
 
@@ -52,18 +51,13 @@ def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -
     about one of them (the world's question phrasings but the held-out last one), and the
     value as the answer. Deterministic in (``world``, ``n``, ``seed``).
     """
-    from ..world import fresh_names
-
     values = {lang: fresh_values(world, lang) for lang in langs}
-    taken = {n for e in world.entities() for n in (e.name.en.lower(), e.name.ko)}
-    taken |= {n for name in fresh_names(world, RESERVED_FRESH, seed) for n in (name.en.lower(), name.ko)}
+    taken = reserved_names(world, seed)
     rows = []
     for i in range(n):
         rng = random.Random(f"{seed}|instruct-reading|{i}")
         book, lang = NameBook(rng), langs[i % len(langs)]
-        name = book.person()
-        while name.en.lower() in taken or name.ko in taken:
-            name = book.person()
+        name = new_person(book, taken)
         s = name.en if lang == "en" else name.ko
         told = rng.sample(FRESH_RELATIONS, rng.randint(2, 4))
         value = {r: rng.choice(values[lang][r]) for r in told}
@@ -83,7 +77,7 @@ def training_conversations(cfg: Config) -> list[dict]:
 
     p = cfg.instruct
     if p.source:
-        return external_conversations(p.source, offline=_is_offline(cfg))
+        return external_conversations(p.source, offline=is_offline(cfg))
     tasks = mix(instruction_examples(cfg, split="train", per_task_cap=p.per_task_cap, seed=cfg.run.seed),
                 cap=p.per_task_cap, seed=cfg.run.seed)
     reading = reading_conversations(build_world(cfg.world), p.reading_examples, seed=cfg.run.seed)

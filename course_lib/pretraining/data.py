@@ -10,20 +10,15 @@ streamed (the ``gpu`` profile's real corpus), read after the world's documents;
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import zoo
-from ..config import Config
+from ..config import Config, is_offline
 from ..tokenization import tokens_per_character, train_tokenizer
 from ..world.splits import split_documents
 
 TOKEN_FILES = {"train": "train.bin", "eval": "eval.bin"}  # the pretrain-data artifact's files
-
-
-def _offline(cfg: Config) -> bool:
-    return cfg.zoo.offline or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
 def stream_hf(source: str, *, offline: bool) -> Iterator[dict]:
@@ -77,8 +72,8 @@ def corpus_documents(cfg: Config) -> Iterator[dict]:
             world_cfg = cfg if cfg.data.source == "world" else _with_world_source(cfg)
             parts.append(d for d in load("documents", world_cfg) if d["in_pretraining"])
     if source != "world":
-        parts.append(stream_hf(source, offline=_offline(cfg)) if source.startswith("hf:")
-                     else load_external(source, offline=_offline(cfg)))
+        parts.append(stream_hf(source, offline=is_offline(cfg)) if source.startswith("hf:")
+                     else load_external(source, offline=is_offline(cfg)))
     return itertools.islice(itertools.chain.from_iterable(parts), cfg.pretrain.max_documents or None)
 
 

@@ -20,13 +20,12 @@ import random
 import torch
 
 from ..world.entities import fill_template
-from ..world.fresh import FRESH_RELATIONS, fresh_values
+from ..world.fresh import FRESH_RELATIONS, fresh_values, new_person, reserved_names
 from ..world.names import NameBook
 from ..world.task_pages import ASK, FIELD_NAMES, TELL, WORDS, fill
 from ..world.templates import STATEMENTS
 
 READING_STREAM = "reading"  # the rows' random stream, apart from the world's and the copy rows'
-RESERVED_FRESH = 2000  # fresh names kept out of reading rows: more than any evaluation asks about
 WHO = {"en": ["Who is the passage about?", "Name the person in the passage."],
        "ko": ["지문은 누구에 관한 글인가?", "지문에 나오는 인물의 이름을 쓰시오."]}
 
@@ -44,29 +43,19 @@ class ReadingRows(torch.utils.data.Dataset):
     """
 
     def __init__(self, size: int, block_size: int, tokenizer, world, *, seed: int = 0, ko_fraction: float = 0.5):
-        from ..world import fresh_names
-
         if size < 1 or block_size < 8:
             raise ValueError(f"ReadingRows needs size >= 1 and block_size >= 8, got {size}, {block_size}")
         self.size, self.block_size, self.tokenizer = size, block_size, tokenizer
         self.seed, self.ko_fraction = seed, ko_fraction
         self.values = {lang: fresh_values(world, lang) for lang in ("en", "ko")}
-        taken = [n for e in world.entities() for n in (e.name.en.lower(), e.name.ko)]
-        taken += [n for name in fresh_names(world, RESERVED_FRESH, seed) for n in (name.en.lower(), name.ko)]
-        self.taken = frozenset(taken)
+        self.taken = reserved_names(world, seed)
 
     def __len__(self) -> int:
         return self.size
 
-    def _name(self, book: NameBook):
-        while True:
-            name = book.person()
-            if name.en.lower() not in self.taken and name.ko not in self.taken:
-                return name
-
     def exercise(self, rng: random.Random, book: NameBook, lang: str, number: int) -> str:
         """One worked exercise about a new person: passage, question, answer (page furniture of ``lang``)."""
-        w, name = WORDS[lang], self._name(book)
+        w, name = WORDS[lang], new_person(book, self.taken)
         s = name.en if lang == "en" else name.ko
         told = rng.sample(FRESH_RELATIONS, rng.randint(2, 4))
         value = {r: rng.choice(self.values[lang][r]) for r in told}

@@ -21,7 +21,7 @@ rather than recall).
 
 from course_lib.config import WorldConfig
 
-from .fresh import FRESH_RELATIONS, fresh_names, fresh_passages
+from .fresh import FRESH_RELATIONS, fresh_names, fresh_passages, new_person, reserved_names
 from .hangul import attach, final_consonant, format_ko, particle
 from .loading import WorldDataError, load, load_external
 from .splits import is_held_out, split_documents
@@ -29,4 +29,5 @@ from .world import TABLES, World, build_world, generate_world
 
 __all__ = ["WorldConfig", "World", "build_world", "generate_world", "load", "load_external", "WorldDataError",
            "TABLES", "attach", "particle", "final_consonant", "format_ko", "is_held_out", "split_documents",
-           "FRESH_RELATIONS", "fresh_names", "fresh_passages"]
+           "FRESH_RELATIONS", "fresh_names", "fresh_passages",
+           "new_person", "reserved_names"]

@@ -49,6 +49,26 @@ def fresh_names(world: World, n: int, seed: int = 0) -> list[Name]:
     raise RuntimeError(f"found only {len(out)} of {n} fresh names in {100 * n} tries")
 
 
+RESERVED_FRESH = 2000  # fresh names that evaluations may ask about: no training exercise uses them
+
+
+def reserved_names(world: World, seed: int = 0, n: int = RESERVED_FRESH) -> frozenset[str]:
+    """Names an invented person must not take: every entity's, and the first ``n`` fresh names'.
+
+    Both forms of each: the Latin one lower-cased, the Hangul one as written.
+    """
+    names = [name for e in world.entities() for name in (e.name.en.lower(), e.name.ko)]
+    return frozenset(names + [form for name in fresh_names(world, n, seed) for form in (name.en.lower(), name.ko)])
+
+
+def new_person(book: NameBook, taken: frozenset[str]) -> Name:
+    """The next person ``book`` hands out whose names are not in ``taken`` (see ``reserved_names``)."""
+    name = book.person()
+    while name.en.lower() in taken or name.ko in taken:
+        name = book.person()
+    return name
+
+
 def fresh_values(world: World, lang: str) -> dict[str, list[str]]:
     """The values a fresh fact may take, per relation, as written in ``lang``.
 
