@@ -147,6 +147,26 @@ class InstructConfig:
 
 
 @dataclass
+class InstructExperimentsConfig:
+    """Chapter 06's experiments (``instruction.experiments``): short SFT runs from ``base``, one thing varied each."""
+
+    steps: int = _bounded(150, ge=1, help="optimizer steps of each run")
+    batch_size: int = _bounded(16, ge=1)
+    lr: float = _bounded(1e-3, gt=0.0, help="peak learning rate of full fine-tuning")
+    lora_lr: float = _bounded(5e-3, gt=0.0, help="peak learning rate of LoRA (adapters start at zero)")
+    lora_ranks: list[int] = field(default_factory=lambda: [8, 16])
+    per_task_cap: int = _bounded(100, ge=1, help="training rows per task and language")
+    eval_per_cluster: int = _bounded(30, ge=1, help="test rows scored per cluster and language")
+    seeds: int = _bounded(3, ge=1, help="seeds per point of the cluster-count curve")
+    # never trained on in any experiment: FLAN's unseen task (a name of instruction.CLUSTERS)
+    held_out_cluster: Literal["nli", "paraphrase", "closed_book_qa", "reading_comprehension", "cloze", "summarization",
+                              "translation", "struct_to_text", "arithmetic", "ranking", "list_extraction",
+                              "premise_check"] = "nli"
+    cluster_counts: list[int] = field(default_factory=lambda: [1, 3, 6, 11])  # training clusters per curve point
+    template_counts: list[int] = field(default_factory=lambda: [1, 3, 8])  # training templates per task
+
+
+@dataclass
 class WorldConfig:
     """The generated course world (``course_lib.world``): sizes, dates, noise rates, splits.
 
@@ -242,6 +262,7 @@ class Config:
     curation: CurationConfig = field(default_factory=CurationConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
+    instruct_experiments: InstructExperimentsConfig = field(default_factory=InstructExperimentsConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:

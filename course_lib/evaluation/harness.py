@@ -13,8 +13,10 @@ lower-is-better and stay out of the group averages.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,8 @@ def evaluate(
     max_new_tokens: int | None = None,
     samples: bool = False,
     progress: bool = False,
+    chat: bool = False,
+    system: str | Mapping[str, str] | None = None,
 ) -> dict:
     """Score ``model`` (causal or seq2seq) with ``tokenizer`` on ``tasks``.
 
@@ -57,13 +61,23 @@ def evaluate(
             in tokens plus ``GENERATION_MARGIN``.
         samples: also return every item's prompt, target, log-likelihoods or output.
         progress: show a tqdm bar over the tasks.
+        chat: ask in the tokenizer's chat format (lm-eval's ``--apply_chat_template``), for an
+            instruction-tuned model: the whole prompt, shots included, is one user turn, the
+            answer is the assistant's turn (scored from its first token, with no delimiter
+            before it), and generation also stops at the model's end-of-turn token
+            (``model.generation_config.eos_token_id``).
+        system: a system message for ``chat``: one text, or one per language (``{"en": ..., "ko": ...}``,
+            by the language of the question).
     """
     _check_settings(split, limit, batch_size, num_fewshot, max_new_tokens)
+    if chat and not getattr(tokenizer, "chat_template", None):
+        raise ValueError("chat=True: the tokenizer has no chat_template (is this an instruction-tuned model?)")
     if config is None:
         from course_lib.config import load_config
 
         config = load_config()
-    settings = {"split": split, "limit": limit, "num_fewshot": num_fewshot, "seed": seed, "batch_size": batch_size}
+    settings = {"split": split, "limit": limit, "num_fewshot": num_fewshot, "seed": seed, "batch_size": batch_size,
+                "chat": chat}
     out = {"results": {}, "groups": {}, "samples": {}, "config": settings}
     for task in tqdm(resolve_tasks(tasks), desc="tasks", unit="task", disable=not progress):
         rows = task.rows(config, split)[:limit]
@@ -73,6 +87,9 @@ def evaluate(
             pool = task.rows(config, "train")
             k, rng = min(num_fewshot, len(pool)), random.Random(seed)
             contexts = [task.fewshot_context(r, fewshot_examples(pool, k, rng)) for r in rows]
+            if chat:
+                contexts = [chat_prompt(tokenizer, c, system, task.lang.split("-")[0]) for c in contexts]
+                task = dataclasses.replace(task, target_delimiter="")
         if task.kind == "generate":
             budget = max_new_tokens or _generation_budget(task, pool, tokenizer)
             values, items = _generate(model, tokenizer, task, rows, contexts, batch_size, budget)
@@ -102,6 +119,16 @@ def _check_settings(split, limit, batch_size, num_fewshot, max_new_tokens) -> No
             raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
         if value < least:
             raise ValueError(f"{name}: expected at least {least}, got {value}")
+
+
+def chat_prompt(tokenizer, text: str, system: str | Mapping[str, str] | None = None, lang: str = "en") -> str:
+    """``text`` as the user's turn of a chat (after ``system``'s message, if any), ending where the assistant speaks."""
+    if isinstance(system, Mapping):
+        if lang not in system:
+            raise ValueError(f"system: no message for language {lang!r} (it has {sorted(system)})")
+        system = system[lang]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def group_scores(results: dict) -> dict:

@@ -203,6 +203,13 @@ class _StopAtStrings(StoppingCriteria):
         return torch.tensor([any(s in t for s in self.stops) for t in tails], device=input_ids.device)
 
 
+def end_tokens(model, tokenizer) -> list[int]:
+    """The token ids that end a reply: the tokenizer's end token and the model's ``generation_config.eos_token_id``."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    return list(dict.fromkeys([tokenizer.eos_token_id, *configured]))
+
+
 @torch.no_grad()
 def generate_until(
     model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, stop: Sequence[str] = ("\n",),
@@ -213,7 +220,8 @@ def generate_until(
     Prompts are left-padded in batches (and cut from the left to leave room for
     ``max_new_tokens``); a seq2seq model reads the prompt with its encoder and writes the
     continuation with its decoder. Generation stops early once every sequence of a batch
-    has produced a stop string or the end token.
+    has produced a stop string or an end token: the tokenizer's, and those of the model's
+    ``generation_config`` (a chat model's end of turn).
     """
     prompts, stop = checks.texts("prompts", prompts), checks.texts("stop", stop)
     model.eval()
@@ -229,7 +237,7 @@ def generate_until(
             start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in generate's output
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=end_tokens(model, tokenizer),
                 stopping_criteria=StoppingCriteriaList([_StopAtStrings(tokenizer, stop, start)]),
             )
             for text in tokenizer.batch_decode(out[:, start:], skip_special_tokens=True):

@@ -101,7 +101,7 @@ _WORLD_SLOTS = {
     "multiple_choice": {"question": "question"},
     "qa_closed": {"question": "question"},
     "qa_open": {"context": "context", "question": "question"},
-    "summarization": {"article": "context"},
+    "summarization": {"article": "context", "request": "question"},
     "translation": {"source": "question"},
     "arithmetic": {"problem": "question"},
     "false_premise": {"question": "question"},
@@ -120,7 +120,8 @@ def world_source(row: dict) -> Source:
         slots["options"] = "\n".join(f"- {choice}" for choice in row["choices"])
     elif task == "translation":
         src, tgt = row["lang"].split("-")
-        slots |= {"src": LANG_NAMES[lang][src], "tgt": LANG_NAMES[lang][tgt]}
+        slots |= {"src": LANG_NAMES[lang][src], "tgt": LANG_NAMES[lang][tgt],  # in the instruction's language
+                  "src_label": LANG_NAMES["en"][src], "tgt_label": LANG_NAMES["en"][tgt]}  # the harness's labels
     return Source(row["id"], task, lang, row["split"], tuple(row["fact_ids"]), slots)
 
 
@@ -344,15 +345,17 @@ def _sources(world_key: str, task: str) -> tuple[Source, ...]:
     return tuple(world_source(row) for row in world.tasks if row["task"] == task)
 
 
-def instruction_row(source: Source, seed: int = 0) -> dict:
+def instruction_row(source: Source, seed: int = 0, training_templates: int | None = None) -> dict:
     """``source`` phrased by one template as a chat row (system, user, assistant), checked by ``check_messages``.
 
-    The template is drawn with ``seed`` from the training templates, or for a
-    ``test_template`` source from the held-out ones. ``answer`` is what the response
+    The template is drawn with ``seed`` from the training templates (only the first
+    ``training_templates`` of them, if given), or for a ``test_template`` source from the held-out ones. ``answer`` is what the response
     states: the task's answer, or the target of a turned-around template.
     """
     held_out = source.split == "test_template"
     allowed = [t for t in templates(source.task, source.lang) if t.held_out == held_out]
+    if training_templates is not None and not held_out:
+        allowed = allowed[:training_templates]
     template = allowed[rng_for(seed, "template", source.task, source.lang, source.key).randrange(len(allowed))]
     row_id = f"{source.task}/{source.lang}/{source.key}"
     user, assistant = render(template, source.slots, row_id)
@@ -365,13 +368,15 @@ def instruction_row(source: Source, seed: int = 0) -> dict:
 
 
 def instruction_examples(cfg=None, *, clusters=None, split: str = "train", langs=LANGS, per_task_cap: int | None = None,
-                         seed: int = 0) -> list[dict]:
+                         seed: int = 0, training_templates: int | None = None) -> list[dict]:
     """Instruction-tuning rows of ``clusters`` (default: all) for one ``split``, in ``langs``.
 
     Each row: ``id``, ``cluster``, ``task``, ``split``, ``template_id``, ``lang``,
     ``messages`` (system, user, assistant), ``answer`` (what the assistant says),
     ``source_id`` and ``fact_ids`` (where it came from). ``per_task_cap`` keeps at most
     that many rows per task and language, drawn with ``seed`` (source order kept).
+    ``training_templates`` phrases training rows with only the first n training templates
+    of each task (chapter 06's template-diversity experiment).
     Deterministic in (world, arguments). ``cfg``: a ``Config``, a ``WorldConfig`` or
     None (the current profile's).
     """
@@ -380,9 +385,9 @@ def instruction_examples(cfg=None, *, clusters=None, split: str = "train", langs
     langs = checks.names("langs", langs, LANGS)
     if split not in SPLITS:
         raise ValueError(f"split: unknown split {split!r}; splits: {', '.join(SPLITS)}")
-    if per_task_cap is not None and (isinstance(per_task_cap, bool) or not isinstance(per_task_cap, int)
-                                     or per_task_cap < 1):
-        raise ValueError(f"per_task_cap: expected None or an int >= 1, got {per_task_cap!r}")
+    for name, value in (("per_task_cap", per_task_cap), ("training_templates", training_templates)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
     rows = []
     for task in (t for c in clusters for t in CLUSTERS[c]):
         sources = task_sources(cfg, task)
@@ -391,7 +396,7 @@ def instruction_examples(cfg=None, *, clusters=None, split: str = "train", langs
             if per_task_cap is not None and len(pool) > per_task_cap:
                 keep = set(rng_for(seed, "cap", task, lang, split).sample(range(len(pool)), per_task_cap))
                 pool = [s for i, s in enumerate(pool) if i in keep]
-            rows += [instruction_row(s, seed) for s in pool]
+            rows += [instruction_row(s, seed, training_templates) for s in pool]
     return rows
 
 

@@ -23,6 +23,12 @@ Three rules:
 - **No silent skips.** A template whose slot the example lacks raises a
   ``ValueError`` that names the template and the slot.
 
+- **The plain format first.** For the world's task families, one training template is
+  the bare prompt of chapter 05's harness (lm-eval's zero-shot layout: ``Question: ...\nAnswer:``,
+  the cloze text as it is, ``Premise: ... Hypothesis: ... Relation:``), as FLAN's
+  collection mixes plain zero-shot formats in with its instructions. A tuned model then
+  knows the harness's layout; the harness's facts and question phrasings stay held out.
+
 Tasks with the same inputs share one list of phrasings (``TEMPLATE_SET``:
 ``qa_open`` and ``fresh_reading`` both read a passage and answer a question), but
 each task gets its own template ids, ``<task>/<lang>/<index>``.
@@ -111,7 +117,7 @@ def render(template: Template, slots: dict, example_id: str = "?") -> tuple[str,
 
 _SETS: dict[str, dict[str, list[tuple]]] = {
     "cloze": {
-        "en": [("{context}\n\nComplete the last sentence: {text}", "{answer}"),
+        "en": [("{context} {text}", "{answer}"),
                ("Read the passage and give the word that ends the sentence.\n\n{context}\n\n{text} ___", "{answer}"),
                ("{context}\n\nHow does this sentence end? \"{text} ...\"", "{answer}"),
                ("Passage: {context}\nUnfinished sentence: {text}\nWhat comes next?", "{answer}"),
@@ -121,7 +127,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Background: {context}\n\nWhat completes \"{text}\"?", "{text} {answer}."),
                ("Here is some text about the world:\n{context}\n\nSupply the ending of: {text}", "{answer}"),
                ("{context}\n\nThe next sentence breaks off: \"{text}\". Provide its missing end.", "{answer}")],
-        "ko": [("{context}\n\n마지막 문장을 완성하세요: {text}", "{answer}"),
+        "ko": [("{context} {text}", "{answer}"),
                ("지문을 읽고 문장 끝에 들어갈 말을 쓰세요.\n\n{context}\n\n{text} ___", "{answer}"),
                ("{context}\n\n이 문장은 어떻게 끝나나요? \"{text} ...\"", "{answer}"),
                ("지문: {context}\n미완성 문장: {text}\n다음에 올 말은?", "{answer}"),
@@ -133,8 +139,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("{context}\n\n다음 문장이 중간에 끊겼습니다: \"{text}\". 빠진 끝부분을 쓰세요.", "{answer}")],
     },
     "nli": {
-        "en": [("Premise: {premise}\nHypothesis: {hypothesis}\nDoes the premise entail the hypothesis? "
-                "Options: {options}", "{answer}"),
+        "en": [("Premise: {premise}\nHypothesis: {hypothesis}\nRelation:", "{answer}"),
                ("{premise}\n\nBased on the sentence above, is \"{hypothesis}\" entailed, neutral or contradicted? "
                 "Answer with one of: {options}.", "{answer}"),
                ("Read the two sentences and label how they relate ({options}).\n1. {premise}\n2. {hypothesis}",
@@ -150,7 +155,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Decide whether \"{hypothesis}\" follows from \"{premise}\". Possible labels: {options}.", "{answer}"),
                ("Given the text: {premise}\nCan we infer the following? {hypothesis}\nAnswer options: {options}",
                 "{answer}")],
-        "ko": [("전제: {premise}\n가설: {hypothesis}\n전제가 가설을 함의하나요? 선택지: {options}", "{answer}"),
+        "ko": [("전제: {premise}\n가설: {hypothesis}\n관계:", "{answer}"),
                ("{premise}\n\n위 문장에 비추어 볼 때 \"{hypothesis}\"라는 가설은 어떤 관계인가요? "
                 "다음 중 하나로 답하세요: {options}.", "{answer}"),
                ("두 문장을 읽고 관계를 고르세요({options}).\n1. {premise}\n2. {hypothesis}", "{answer}"),
@@ -222,7 +227,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("다음 질문의 답은 무엇인가요? 답만 쓰세요.\n{question}", "{answer}")],
     },
     "choice": {
-        "en": [("{question}\n\nOptions:\n{options}", "{answer}"),
+        "en": [("Question: {question}\nAnswer:", "{answer}"),
                ("Choose the correct answer.\n{question}\n{options}", "{answer}"),
                ("Question: {question}\nPossible answers:\n{options}\nAnswer:", "{answer}"),
                ("{question} Pick one of the following.\n{options}", "{answer}"),
@@ -233,7 +238,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Only one of these is correct:\n{options}\n\nUse it to answer: {question}", "{answer}"),
                ("{question}\nThe candidates are listed below; reply with the correct candidate.\n{options}",
                 "{answer}")],
-        "ko": [("{question}\n\n선택지:\n{options}", "{answer}"),
+        "ko": [("질문: {question}\n답:", "{answer}"),
                ("정답을 고르세요.\n{question}\n{options}", "{answer}"),
                ("질문: {question}\n가능한 답:\n{options}\n답:", "{answer}"),
                ("{question} 다음 중 하나를 고르세요.\n{options}", "{answer}"),
@@ -245,7 +250,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("{question}\n후보는 아래와 같습니다. 옳은 후보를 그대로 쓰세요.\n{options}", "{answer}")],
     },
     "reading": {
-        "en": [("{context}\n\nAnswer the question using the passage above: {question}", "{answer}"),
+        "en": [("{context}\n\nQuestion: {question}\nAnswer:", "{answer}"),
                ("Read the passage and answer the question.\n\nPassage: {context}\n\nQuestion: {question}", "{answer}"),
                ("Passage: {context}\nQ: {question}\nA:", "{answer}"),
                ("{context}\n\n{question}", "{answer}"),
@@ -256,7 +261,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                 "question"),
                ("Look for the answer in the text below.\n{context}\nThe question: {question}", "{answer}"),
                ("Question first: {question}\nNow the document that holds the answer:\n{context}", "{answer}")],
-        "ko": [("{context}\n\n위 지문을 바탕으로 질문에 답하세요: {question}", "{answer}"),
+        "ko": [("{context}\n\n질문: {question}\n답:", "{answer}"),
                ("지문을 읽고 질문에 답하세요.\n\n지문: {context}\n\n질문: {question}", "{answer}"),
                ("지문: {context}\n문: {question}\n답:", "{answer}"),
                ("{context}\n\n{question}", "{answer}"),
@@ -268,7 +273,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("질문부터 봅시다: {question}\n이제 답이 들어 있는 문서입니다.\n{context}", "{answer}")],
     },
     "summary": {
-        "en": [("Summarize the article in one or two sentences.\n\n{article}", "{answer}"),
+        "en": [("{article}\n\n{request}\nSummary:", "{answer}"),
                ("{article}\n\nWrite a short summary of the text above.", "{answer}"),
                ("Article: {article}\nSummary:", "{answer}"),
                ("Give the gist of this article in a sentence or two.\n{article}", "{answer}"),
@@ -278,7 +283,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Read this and write a brief summary:\n{article}", "{answer}"),
                ("Here is a long text:\n{article}\n\nShorten it to a couple of sentences.", "{answer}"),
                ("{article}\n\nIf you had to describe this page in two sentences, what would you say?", "{answer}")],
-        "ko": [("이 글을 한두 문장으로 요약하세요.\n\n{article}", "{answer}"),
+        "ko": [("{article}\n\n{request}\n요약:", "{answer}"),
                ("{article}\n\n위 글의 짧은 요약을 쓰세요.", "{answer}"),
                ("기사: {article}\n요약:", "{answer}"),
                ("이 글의 요지를 한두 문장으로 쓰세요.\n{article}", "{answer}"),
@@ -290,7 +295,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("{article}\n\n이 문서를 두 문장으로 설명한다면 어떻게 말하겠습니까?", "{answer}")],
     },
     "translation": {
-        "en": [("Translate from {src} to {tgt}.\n\n{source}", "{answer}"),
+        "en": [("{src_label}: {source}\n{tgt_label}:", "{answer}"),
                ("{source}\n\nTranslate the sentence above into {tgt}.", "{answer}"),
                ("{src}: {source}\n{tgt}:", "{answer}"),
                ("How do you say this in {tgt}? {source}", "{answer}"),
@@ -301,7 +306,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Source ({src}): {source}\nGive the {tgt} version.", "{answer}"),
                ("A reader who knows only {tgt} wants to read this: {source}\nProvide a faithful translation.",
                 "{answer}")],
-        "ko": [("{src}에서 {tgt:으로} 번역하세요.\n\n{source}", "{answer}"),
+        "ko": [("{src_label}: {source}\n{tgt_label}:", "{answer}"),
                ("{source}\n\n위 문장을 {tgt:으로} 번역하세요.", "{answer}"),
                ("{src}: {source}\n{tgt}:", "{answer}"),
                ("이 문장을 {tgt:으로} 어떻게 말하나요? {source}", "{answer}"),
@@ -313,7 +318,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("{tgt}만 아는 독자가 이 문장을 읽으려 합니다: {source}\n충실하게 번역해 주세요.", "{answer}")],
     },
     "arithmetic": {
-        "en": [("{problem}", "{answer}"),
+        "en": [("Question: {problem}\nAnswer:", "{answer}"),
                ("Solve the word problem. Give the number only.\n\n{problem}", "{answer}"),
                ("Problem: {problem}\nAnswer:", "{answer}"),
                ("{problem} Answer with a whole number.", "{answer}"),
@@ -323,7 +328,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Compute: {problem}", "{answer}"),
                ("A student asks: \"{problem}\" What number should the teacher reply?", "{answer}"),
                ("Do the arithmetic in this story and report the result.\n{problem}", "{answer}")],
-        "ko": [("{problem}", "{answer}"),
+        "ko": [("질문: {problem}\n답:", "{answer}"),
                ("문장제를 푸세요. 숫자만 쓰세요.\n\n{problem}", "{answer}"),
                ("문제: {problem}\n답:", "{answer}"),
                ("{problem} 정수로 답하세요.", "{answer}"),
@@ -403,8 +408,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("{passage}\n\n이 지문에 나오는 {place} 출신 인물을 쉼표로 이어 쓴 목록을 주세요.", "{answer}")],
     },
     "premise": {
-        "en": [("Answer the question. If it cannot be answered or rests on a false premise, say so.\n\n{question}",
-                "{answer}"),
+        "en": [("Question: {question}\nAnswer:", "{answer}"),
                ("{question}", "{answer}"),
                ("Question: {question}\nAnswer honestly; point out a wrong assumption if there is one.", "{answer}"),
                ("Be careful: some questions cannot be answered. {question}", "{answer}"),
@@ -416,7 +420,7 @@ _SETS: dict[str, dict[str, list[tuple]]] = {
                ("Someone asks you \"{question}\". Respond, correcting the question if it assumes something untrue.",
                 "{answer}"),
                ("Before answering, verify the question's presuppositions.\n{question}", "{answer}")],
-        "ko": [("질문에 답하세요. 답할 수 없거나 전제가 틀렸다면 그렇다고 말하세요.\n\n{question}", "{answer}"),
+        "ko": [("질문: {question}\n답:", "{answer}"),
                ("{question}", "{answer}"),
                ("질문: {question}\n정직하게 답하고, 잘못된 가정이 있다면 지적하세요.", "{answer}"),
                ("주의하세요. 답할 수 없는 질문도 있습니다. {question}", "{answer}"),

@@ -1,0 +1,210 @@
+"""Chapter 06's experiments: short SFT runs from ``base``, each scored on rows it never trained on.
+
+Four questions of the survey (§4), each asked with the same small recipe,
+:func:`short_sft` (``instruct_experiments.steps`` steps of the course loop from a
+fresh copy of ``base``, response-only loss), so that only the one thing varied differs:
+
+- :func:`cluster_count`: FLAN's figure. Hold one cluster out (``held_out_cluster``),
+  tune on the first k of the others, score the held-out cluster zero-shot; several
+  seeds per k (the seed draws the data order and which rows fill each task's cap).
+- :func:`template_diversity`: 1, a few or all training templates per task; scored on
+  the held-out templates (``test_template``), with the spread over those templates.
+- :func:`cross_lingual`: tune on English only, Korean only or both; score each language.
+- :func:`lora_vs_full`: LoRA (rank r on every linear layer of the blocks) against full
+  fine-tuning: exact match, trainable parameters, seconds and peak memory per step.
+
+Scores are exact match (``instruct.exact_match``) on at most ``eval_per_cluster`` test
+rows per cluster and language. The zoo artifact ``instruct-experiments`` runs all four
+and keeps their tables (``results.json``), so the notebook reads them in a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import zoo
+from ..config import Config, TrainConfig
+from .clusters import CLUSTERS, instruction_examples, mix
+from .formatting import add_chat_template, chat_example
+from .instruct import exact_match
+from .lora import apply_lora, trainable_parameters
+from .sft import sft_own
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def short_sft(base, rows: list[dict], cfg: Config, *, seed: int = 0, lora_rank: int = 0,
+              lr: float | None = None) -> tuple[torch.nn.Module, dict]:
+    """A fresh copy of ``base.model`` tuned on chat ``rows`` for ``instruct_experiments.steps`` steps.
+
+    ``lora_rank`` > 0 tunes LoRA adapters of that rank (alpha = 2 r) instead of every
+    weight, and merges them afterwards. Returns the model and ``{"seconds_per_step",
+    "trainable", "total"}`` (parameters).
+    """
+    p = cfg.instruct_experiments
+    model, tokenizer = copy.deepcopy(base.model), add_chat_template(base.tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if lora_rank:
+        apply_lora(model, LORA_TARGETS, r=lora_rank, alpha=2 * lora_rank)
+    trainable, total = trainable_parameters(model)
+    examples = [chat_example(tokenizer, r["messages"], r["id"]) for r in rows]
+    examples = [e for e in examples if len(e["input_ids"]) <= cfg.model.max_seq_len]
+    train_cfg = TrainConfig(max_steps=p.steps, batch_size=p.batch_size, lr=lr or p.lr, warmup_steps=p.steps // 10,
+                            weight_decay=0.0, eval_every=0, log_every=max(1, p.steps // 10), progress=False)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        sft_own(model, examples, train_cfg, output_dir=out, seed=seed, resume=False)
+        seconds = time.perf_counter() - start
+    if lora_rank:
+        from .lora import merge_lora
+
+        merge_lora(model)
+    return model, {"seconds_per_step": seconds / p.steps, "trainable": trainable, "total": total}
+
+
+def _score(model, tokenizer, rows: list[dict]) -> dict:
+    """Exact match of ``model`` on ``rows``: overall, per language, and the per-row records."""
+    scored = exact_match(model, tokenizer, rows)
+    out = {"em": float(np.mean([s["correct"] for s in scored])) if scored else None, "n": len(scored)}
+    for lang in ("en", "ko"):
+        mine = [s["correct"] for s in scored if s["lang"] == lang]
+        out[f"em_{lang}"] = float(np.mean(mine)) if mine else None
+    return out | {"rows": scored}
+
+
+def eval_rows(cfg: Config, clusters, split: str = "test", langs=("en", "ko")) -> list[dict]:
+    """At most ``eval_per_cluster`` rows of ``split`` per cluster and language (a fixed draw)."""
+    p = cfg.instruct_experiments
+    rows = []
+    for c in clusters:
+        for lang in langs:
+            mine = instruction_examples(cfg, clusters=[c], split=split, langs=[lang], seed=cfg.run.seed)
+            rows += mine[: p.eval_per_cluster]
+    return rows
+
+
+def _train_rows(cfg: Config, clusters, *, seed: int, langs=("en", "ko"), training_templates: int | None = None):
+    p = cfg.instruct_experiments
+    examples = instruction_examples(cfg, clusters=clusters, split="train", langs=langs, per_task_cap=p.per_task_cap,
+                                    seed=seed, training_templates=training_templates)
+    return mix(examples, cap=p.per_task_cap, seed=seed)
+
+
+def cluster_count(cfg: Config, base) -> list[dict]:
+    """Held-out-cluster exact match after tuning on the first k other clusters, for each k and seed."""
+    p = cfg.instruct_experiments
+    others = [c for c in CLUSTERS if c != p.held_out_cluster]
+    held_out = eval_rows(cfg, [p.held_out_cluster])
+    table = []
+    runs = [(k, s) for k in p.cluster_counts for s in range(p.seeds)]
+    for k, s in tqdm(runs, desc="clusters", unit="run"):
+        model, stats = short_sft(base, _train_rows(cfg, others[:k], seed=cfg.run.seed + s), cfg, seed=cfg.run.seed + s)
+        score = _score(model, base.tokenizer, held_out)
+        table.append({"clusters": k, "seed": cfg.run.seed + s, "trained_on": others[:k],
+                      **{m: score[m] for m in ("em", "em_en", "em_ko", "n")}})
+    return table
+
+
+def template_diversity(cfg: Config, base) -> list[dict]:
+    """Exact match on held-out templates after tuning with n training templates per task, and its spread."""
+    p = cfg.instruct_experiments
+    clusters = [c for c in CLUSTERS if c != p.held_out_cluster]
+    rows = eval_rows(cfg, clusters, split="test_template")
+    table = []
+    for n in tqdm(p.template_counts, desc="templates", unit="run"):
+        model, _ = short_sft(base, _train_rows(cfg, clusters, seed=cfg.run.seed, training_templates=n), cfg,
+                             seed=cfg.run.seed)
+        score = _score(model, base.tokenizer, rows)
+        by_template: dict[str, list[bool]] = {}
+        for r, s in zip(rows, score["rows"]):
+            by_template.setdefault(r["template_id"], []).append(s["correct"])
+        per_template = {t: float(np.mean(v)) for t, v in by_template.items()}
+        table.append({"templates": n, "em": score["em"], "em_en": score["em_en"], "em_ko": score["em_ko"],
+                      "n": score["n"], "per_template": per_template,
+                      "spread": float(np.std(list(per_template.values())))})
+    return table
+
+
+def cross_lingual(cfg: Config, base) -> list[dict]:
+    """Exact match per language after tuning on English only, Korean only and both (same steps)."""
+    p = cfg.instruct_experiments
+    clusters = [c for c in CLUSTERS if c != p.held_out_cluster]
+    rows = eval_rows(cfg, clusters)
+    table = []
+    for langs in tqdm((("en",), ("ko",), ("en", "ko")), desc="languages", unit="run"):
+        model, _ = short_sft(base, _train_rows(cfg, clusters, seed=cfg.run.seed, langs=langs), cfg, seed=cfg.run.seed)
+        score = _score(model, base.tokenizer, rows)
+        table.append({"tuned_on": "+".join(langs), "em_en": score["em_en"], "em_ko": score["em_ko"], "n": score["n"]})
+    return table
+
+
+def peak_step_memory(model, batch: dict) -> int:
+    """Peak bytes the CPU allocator holds during one forward and backward pass of ``batch``, measured.
+
+    ``torch.profiler`` records every allocation and free; replaying them in order gives the
+    memory in use at each moment, and its maximum is the step's peak above what was already held.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    in_use = np.cumsum([e.cpu_memory_usage for e in events]) if events else np.zeros(1)
+    return int(max(0, in_use.max()))
+
+
+def lora_vs_full(cfg: Config, base) -> list[dict]:
+    """Full fine-tuning against LoRA of each rank: exact match, trainable share, seconds and peak bytes per step."""
+    from .sft import pad_rows
+
+    p = cfg.instruct_experiments
+    clusters = [c for c in CLUSTERS if c != p.held_out_cluster]
+    rows, train = eval_rows(cfg, clusters), _train_rows(cfg, clusters, seed=cfg.run.seed)
+    tokenizer = add_chat_template(base.tokenizer)
+    batch = pad_rows([chat_example(tokenizer, r["messages"], r["id"]) for r in train[: p.batch_size]],
+                     tokenizer.pad_token_id)
+    table = []
+    for rank in tqdm((0, *p.lora_ranks), desc="lora", unit="run"):
+        probe = copy.deepcopy(base.model)
+        if rank:
+            apply_lora(probe, LORA_TARGETS, r=rank, alpha=2 * rank)
+        peak = peak_step_memory(probe, batch)
+        model, stats = short_sft(base, train, cfg, seed=cfg.run.seed, lora_rank=rank, lr=p.lora_lr if rank else None)
+        score = _score(model, tokenizer, rows)
+        table.append({"method": f"LoRA r={rank}" if rank else "full", "rank": rank, **stats,
+                      "share": stats["trainable"] / stats["total"], "peak_step_bytes": peak,
+                      "em": score["em"], "em_en": score["em_en"], "em_ko": score["em_ko"], "n": score["n"]})
+    return table
+
+
+EXPERIMENTS = {"cluster_count": cluster_count, "template_diversity": template_diversity,
+               "cross_lingual": cross_lingual, "lora_vs_full": lora_vs_full}
+
+
+def _load(path: Path, cfg: Config) -> dict:
+    return json.loads((path / "results.json").read_text(encoding="utf-8"))
+
+
+@zoo.register(
+    "instruct-experiments", load=_load, sections=("run", "model", "world", "data", "pretrain", "curation", "instruct_experiments"),
+    deps=("base",),
+    description="chapter 06's short SFT runs: clusters, templates, languages, LoRA vs full (tables)",
+)
+def _build(cfg: Config, out: Path) -> None:
+    base = zoo.get("base", cfg)
+    results = {}
+    for name, run in EXPERIMENTS.items():
+        start = time.perf_counter()
+        results[name] = run(cfg, base)
+        results[f"{name}_seconds"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
