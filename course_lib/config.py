@@ -164,6 +164,7 @@ class InstructExperimentsConfig:
                               "premise_check"] = "nli"
     cluster_counts: list[int] = field(default_factory=lambda: [1, 3, 6, 11])  # training clusters per curve point
     template_counts: list[int] = field(default_factory=lambda: [1, 3, 8])  # training templates per task
+    harness_limit: int = _bounded(100, ge=1, help="items per task of chapter 05's harness (base against instruct)")
 
 
 @dataclass

@@ -104,3 +104,52 @@ def test_a_hub_source_is_refused_offline_and_a_missing_file_is_named(tmp_path):
         I.external_conversations("hf:org/some-sft-data", offline=True)
     with pytest.raises(FileNotFoundError, match="nothing.jsonl"):
         I.external_conversations(str(tmp_path / "nothing.jsonl"))
+
+
+def test_instruct_stops_at_the_end_of_its_turn(instruct):
+    """generation_config says <|end|> ends a reply, so every generate() call (the harness's too) stops there."""
+    from course_lib.evaluation.scoring import end_tokens
+
+    end = instruct.tokenizer.convert_tokens_to_ids("<|end|>")
+    assert end in instruct.model.generation_config.eos_token_id
+    assert end_tokens(instruct.model, instruct.tokenizer) == [instruct.tokenizer.eos_token_id, end]
+
+
+def test_the_harness_asks_a_chat_model_in_its_chat_format(cfg, instruct):
+    from course_lib.evaluation import evaluate
+    from course_lib.evaluation.harness import chat_prompt
+
+    report = evaluate(instruct.model, instruct.tokenizer, ["qa_closed_en", "multiple_choice_ko"], config=cfg, limit=2,
+                      chat=True, system=I.SYSTEM, samples=True)
+    assert report["config"]["chat"] is True
+    for item in report["samples"]["qa_closed_en"]:
+        assert item["prompt"].startswith("<|system|>" + I.SYSTEM["en"] + "<|end|><|user|>Question: ")
+        assert item["prompt"].endswith("<|end|><|assistant|>") and "<|end|>" not in item["prediction"]
+    assert report["samples"]["multiple_choice_ko"][0]["prompt"].startswith("<|system|>" + I.SYSTEM["ko"])
+    assert chat_prompt(instruct.tokenizer, "hi") == "<|user|>hi<|end|><|assistant|>"
+    with pytest.raises(ValueError, match="system: no message for language 'ko'"):
+        evaluate(instruct.model, instruct.tokenizer, ["qa_closed_ko"], config=cfg, limit=1, chat=True,
+                 system={"en": "x"})
+    base = zoo.get("base", cfg)
+    with pytest.raises(ValueError, match="chat=True: the tokenizer has no chat_template"):
+        evaluate(base.model, base.tokenizer, ["qa_closed_en"], config=cfg, limit=1, chat=True)
+
+
+def test_declines_reads_the_worlds_own_corrections_and_refusals(cfg):
+    rows = {s: I.instruction_examples(cfg, clusters=["premise_check", "reading_comprehension"], split=s)
+            for s in ("train", "test")}
+    for r in rows["train"] + rows["test"]:
+        if r["task"] in ("false_premise", "unanswerable"):
+            assert I.declines(r["answer"], r["lang"]), r["id"]
+        else:
+            assert not I.declines(r["answer"], r["lang"]), r["id"]
+
+
+def test_honesty_counts_declines_and_answers_per_language(cfg, instruct):
+    h = I.honesty(instruct.model, instruct.tokenizer, cfg)
+    premise = I.instruction_examples(cfg, clusters=["premise_check"], split="test")
+    for lang in ("en", "ko"):
+        assert h[lang]["n_premise"] == sum(r["lang"] == lang for r in premise) > 0
+        assert 0 <= h[lang]["declined"] <= 1 and 0 <= h[lang]["answered_correctly"] <= h[lang]["answered"] <= 1
+    declined = [r for r in h["rows"] if r["cluster"] == "premise_check" and r["lang"] == "en"]
+    assert h["en"]["declined"] == pytest.approx(sum(r["declined"] for r in declined) / len(declined))

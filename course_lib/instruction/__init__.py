@@ -6,20 +6,25 @@ instruction templates per task and language, two held out; mixtures), ``formatti
 with the course loop and with TRL's ``SFTTrainer``), ``lora`` (low-rank adapters from
 scratch, checked against ``peft``), ``instruct`` (the ``instruct`` recipe: clusters and
 reading exercises about invented people; chat answers and exact match), ``external``
-(``instruct.source``: a JSON Lines file or a Hugging Face dataset instead of the world).
+(``instruct.source``: a JSON Lines file or a Hugging Face dataset instead of the world),
+``experiments`` (short SFT runs: cluster count, template diversity, cross-lingual
+transfer, LoRA against full fine-tuning; base against instruct on chapter 05's harness).
 """
 
 from .clusters import CLUSTER_OF, CLUSTERS, SYSTEM, instruction_examples, instruction_row, mix, task_sources
+from .experiments import (HARNESS_TASKS, cluster_count, cross_lingual, eval_rows, lora_vs_full, peak_step_memory, short_sft,
+                          template_diversity, harness_comparison)
 from .external import external_conversations
 from .formatting import (CHAT_TEMPLATE, IGNORE, ROLE_TOKENS, add_chat_template, chat_example, check_messages, render_chat,
                          to_prompt_completion)
-from .instruct import (READ, chat_answers, exact_match, fresh_reading_rows, reading_conversations,
-                       training_conversations)
+from .instruct import (DECLINES, READ, chat_answers, declines, exact_match, fresh_reading_rows, honesty,
+                       reading_conversations, training_conversations)
 from .lora import LoRALinear, apply_lora, merge_lora, trainable_parameters
 from .sft import check_examples, course_order, pad_rows, sft_own, sft_rows, sft_trl
 from .templates import HELD_OUT, Template, render, template, templates
 
-__all__ = ["external_conversations", "CLUSTER_OF", "CLUSTERS", "SYSTEM", "instruction_examples", "instruction_row", "mix", "task_sources",
+__all__ = ["HARNESS_TASKS", "harness_comparison", "cluster_count", "cross_lingual", "eval_rows", "lora_vs_full", "peak_step_memory", "short_sft",
+           "template_diversity", "DECLINES", "declines", "honesty", "external_conversations", "CLUSTER_OF", "CLUSTERS", "SYSTEM", "instruction_examples", "instruction_row", "mix", "task_sources",
            "HELD_OUT", "Template", "render", "template", "templates", "READ", "chat_answers", "exact_match", "fresh_reading_rows",
            "reading_conversations", "training_conversations", "CHAT_TEMPLATE", "IGNORE", "ROLE_TOKENS",
            "add_chat_template", "chat_example", "check_messages", "render_chat", "to_prompt_completion",

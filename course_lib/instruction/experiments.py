@@ -14,8 +14,10 @@ fresh copy of ``base``, response-only loss), so that only the one thing varied d
   fine-tuning: exact match, trainable parameters, seconds and peak memory per step.
 
 Scores are exact match (``instruct.exact_match``) on at most ``eval_per_cluster`` test
-rows per cluster and language. The zoo artifact ``instruct-experiments`` runs all four
-and keeps their tables (``results.json``), so the notebook reads them in a second.
+rows per cluster and language. Three zoo artifacts keep the tables (``results.json``), so
+the notebook reads them in a second: ``instruct-clusters`` (the first), ``instruct-ablations``
+(the other three) and ``instruct-harness`` (:func:`harness_comparison`: ``base`` against
+``instruct`` on chapter 05's harness).
 """
 
 from __future__ import annotations
@@ -147,16 +149,20 @@ def cross_lingual(cfg: Config, base) -> list[dict]:
 
 
 def peak_step_memory(model, batch: dict) -> int:
-    """Peak bytes the CPU allocator holds during one forward and backward pass of ``batch``, measured.
+    """Peak bytes the CPU allocator holds during one training step of ``batch`` (forward, backward, AdamW), measured.
 
     ``torch.profiler`` records every allocation and free; replaying them in order gives the
-    memory in use at each moment, and its maximum is the step's peak above what was already held.
+    memory in use at each moment, and its maximum is the step's peak above what was already
+    held (the weights). The first AdamW step allocates the optimizer's two moments per
+    trainable number, so they are in it, as are the gradients and the activations.
     """
     from torch.profiler import ProfilerActivity, profile
 
     model.train()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
         model(**batch).loss.backward()
+        optimizer.step()
     model.zero_grad(set_to_none=True)
     events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
     in_use = np.cumsum([e.cpu_memory_usage for e in events]) if events else np.zeros(1)
@@ -187,24 +193,72 @@ def lora_vs_full(cfg: Config, base) -> list[dict]:
     return table
 
 
-EXPERIMENTS = {"cluster_count": cluster_count, "template_diversity": template_diversity,
-               "cross_lingual": cross_lingual, "lora_vs_full": lora_vs_full}
+# chapter 05's tasks of the families instruct was tuned on (every task but perplexity and KorQuAD), both languages
+HARNESS_TASKS = ("cloze_en", "cloze_ko", "summarization_en", "summarization_ko", "translation_en_ko", "translation_ko_en",
+                 "qa_closed_en", "qa_closed_ko", "multiple_choice_en", "multiple_choice_ko", "false_premise_en",
+                 "false_premise_ko", "unanswerable_en", "unanswerable_ko", "qa_open_en", "qa_open_ko", "entailment_en",
+                 "entailment_ko", "arithmetic_en", "arithmetic_ko")
+
+
+def harness_comparison(cfg: Config, base, instruct) -> dict:
+    """``base`` (plain prompts) and ``instruct`` (the same prompts in its chat format) on chapter 05's harness, zero-shot.
+
+    ``{"<model>/<split>": evaluate's report}`` for the ``test`` (held-out facts) and
+    ``test_template`` (held-out question phrasings) splits, at most ``harness_limit`` items
+    per task, with each task's first three samples; ``means``: the mean primary metric per
+    model, split and language (a translation counts for its source language).
+    """
+    from ..evaluation import evaluate
+    from .clusters import SYSTEM
+
+    p = cfg.instruct_experiments
+    reports, means = {}, {}
+    for split in ("test", "test_template"):
+        for name, m, chat in (("base", base, False), ("instruct", instruct, True)):
+            report = evaluate(m.model, m.tokenizer, list(HARNESS_TASKS), config=cfg, split=split, limit=p.harness_limit,
+                              batch_size=32, chat=chat, system=SYSTEM if chat else None, samples=True, progress=True)
+            report["samples"] = {t: items[:3] for t, items in report["samples"].items()}
+            reports[f"{name}/{split}"] = report
+            for lang in ("en", "ko"):
+                values = [r[r["primary"]] for r in report["results"].values() if r["lang"].split("-")[0] == lang]
+                means[f"{name}/{split}/{lang}"] = float(np.mean(values))
+    return {"reports": reports, "means": means}
 
 
 def _load(path: Path, cfg: Config) -> dict:
     return json.loads((path / "results.json").read_text(encoding="utf-8"))
 
 
-@zoo.register(
-    "instruct-experiments", load=_load, sections=("run", "model", "world", "data", "pretrain", "curation", "instruct_experiments"),
-    deps=("base",),
-    description="chapter 06's short SFT runs: clusters, templates, languages, LoRA vs full (tables)",
-)
-def _build(cfg: Config, out: Path) -> None:
-    base = zoo.get("base", cfg)
-    results = {}
-    for name, run in EXPERIMENTS.items():
+def _save(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float), encoding="utf-8")
+
+
+_SECTIONS = ("run", "model", "world", "data", "pretrain", "curation", "instruct_experiments")
+
+
+@zoo.register("instruct-clusters", load=_load, sections=_SECTIONS, deps=("base",),
+              description="chapter 06: held-out-cluster score against the number of training clusters (seeds)")
+def _build_clusters(cfg: Config, out: Path) -> None:
+    start = time.perf_counter()
+    table = cluster_count(cfg, zoo.get("base", cfg))
+    _save({"cluster_count": table, "seconds": time.perf_counter() - start}, out)
+
+
+@zoo.register("instruct-ablations", load=_load, sections=_SECTIONS, deps=("base",),
+              description="chapter 06: template diversity, cross-lingual transfer, LoRA against full fine-tuning")
+def _build_ablations(cfg: Config, out: Path) -> None:
+    base, results = zoo.get("base", cfg), {}
+    for name, run in (("template_diversity", template_diversity), ("cross_lingual", cross_lingual),
+                      ("lora_vs_full", lora_vs_full)):
         start = time.perf_counter()
         results[name] = run(cfg, base)
         results[f"{name}_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    _save(results, out)
+
+
+@zoo.register("instruct-harness", load=_load, sections=_SECTIONS + ("instruct",), deps=("base", "instruct"),
+              description="chapter 06: base and instruct zero-shot on chapter 05's harness, both test splits")
+def _build_harness(cfg: Config, out: Path) -> None:
+    start = time.perf_counter()
+    results = harness_comparison(cfg, zoo.get("base", cfg), zoo.get("instruct", cfg))
+    _save(results | {"seconds": time.perf_counter() - start}, out)
