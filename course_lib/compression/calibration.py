@@ -6,8 +6,8 @@ estimated from sample text (calibration data) before it is fixed in a static sca
 - ``"minmax"``: the smallest and largest value seen; one outlier stretches the grid;
 - ``"percentile"``: the ``percentile``-th and ``(100 - percentile)``-th percentiles, so
   the rare extremes clip;
-- ``"mse"``: the range ``[a * min, a * max]`` whose fake-quantized values have the least
-  mean squared error on the calibration values (a grid search over the clip ratio ``a``).
+- ``"mse"``: the range ``[a * min, b * max]`` whose fake-quantized values have the least
+  mean squared error on the calibration values (a grid search over the clip ratios ``a``, ``b``).
 
 ``quantize_weights`` gives weight-only (W8A16-style) fake quantization; ``quantize_linears``
 adds static per-tensor activation quantization with calibrated ranges (W8A8), or dynamic
@@ -117,11 +117,25 @@ def _kth(x: torch.Tensor, q: float) -> float:
     return x.kthvalue(k).values.item()
 
 
+def _least_squares_range(x: torch.Tensor, lo: float, hi: float, bits: int, symmetric: bool) -> tuple[float, float]:
+    """Shrink the top end, then the bottom end, by the ratio (0.02, 0.04, ..., 1) with the least squared error.
+
+    One end at a time: an outlier on one side must not pull in the other side's end.
+    """
+    def error(a, b):
+        return torch.mean((x - fake_quantize_range(x, a, b, bits, symmetric=symmetric)) ** 2).item()
+
+    ratios = torch.linspace(0.02, 1, 50).tolist()
+    hi = min((r * hi for r in ratios), key=lambda b: error(lo, b))
+    lo = min((r * lo for r in ratios), key=lambda a: error(a, hi))
+    return lo, hi
+
+
 def activation_range(x: torch.Tensor, method: str = "minmax", bits: int = 8, *, percentile: float = 99.99,
-                     symmetric: bool = False, name: str = "activation", max_values: int = 1 << 18) -> tuple[float, float]:
+                     symmetric: bool = False, name: str = "activation", max_values: int = 1 << 16) -> tuple[float, float]:
     """The calibrated ``(lo, hi)`` of the values in ``x`` by ``method`` (see the module).
 
-    ``"mse"`` searches clip ratios 0.05, 0.10, ..., 1 on at most ``max_values`` evenly spaced values.
+    ``"mse"`` searches the clip ratio of each end on at most ``max_values`` evenly spaced values.
     """
     if method not in RANGE_METHODS:
         raise ValueError(f"range method {method!r} for {name}: expected one of {', '.join(RANGE_METHODS)}")
@@ -133,10 +147,7 @@ def activation_range(x: torch.Tensor, method: str = "minmax", bits: int = 8, *, 
         lo, hi = _kth(x, 100 - percentile), _kth(x, percentile)
     elif method == "mse":
         sample = x[:: max(1, x.numel() // max_values)]
-        errors = {a: torch.mean((sample - fake_quantize_range(sample, a * lo, a * hi, bits, symmetric=symmetric)) ** 2)
-                  for a in torch.linspace(0.05, 1, 20).tolist()}
-        a = min(errors, key=errors.get)
-        lo, hi = a * lo, a * hi
+        lo, hi = _least_squares_range(sample, lo, hi, bits, symmetric)
     return lo, hi
 
 

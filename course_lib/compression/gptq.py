@@ -23,9 +23,9 @@ from .quantization import QuantizedTensor, check_bits, check_finite, dequantize,
 
 def hessian(x: torch.Tensor, name: str = "input") -> torch.Tensor:
     """``H = 2 X^T X / tokens`` of calibration inputs ``x [tokens, in]`` (float32 ``[in, in]``)."""
-    x = check_finite(x, name).reshape(-1, x.shape[-1]).float()
-    if x.shape[0] == 0:
+    if x.numel() == 0:
         raise ValueError(f"{name}: GPTQ needs calibration tokens; got none")
+    x = check_finite(x, name).reshape(-1, x.shape[-1]).float()
     return 2 * x.T @ x / x.shape[0]
 
 
