@@ -13,6 +13,7 @@ from course_lib.compression import (Int8Linear, activation_range, calibrate, che
                                     outlier_damage, outlier_dims, outlier_table, pack_int4, quantization_error,
                                     quantize_linears, quantize_tensor, quantize_weights, save_quantized, torch_int8,
                                     torch_weight, unpack_int4, w8a8)
+from course_lib.compression.study import Setting, perplexity_grid, quantized
 from course_lib.config import load_config
 from course_lib.world import load
 
@@ -274,10 +275,10 @@ def test_course_int8_weights_and_scales_equal_torchs(trained):
     for name in linear_layers(trained):
         layer = ours.get_submodule(name)
         codes, scale = torch_weight(theirs.get_submodule(name))
-        assert isinstance(layer, Int8Linear) and torch.equal(layer.codes(), codes), name
+        assert isinstance(layer, Int8Linear) and torch.equal(layer.weight_q, codes), name
         assert torch.allclose(layer.weight_scale, scale, rtol=1e-6), name
         qt = quantize_tensor(trained.get_submodule(name).weight, 8, symmetric=True, granularity="channel")
-        assert torch.equal(layer.codes(), qt.q.reshape(codes.shape))  # the same codes as the formula's
+        assert torch.equal(layer.weight_q, qt.q.reshape(codes.shape))  # the same codes as the formula's
 
 
 def test_int8_linear_computes_in_integers_what_the_float_layer_computes():
@@ -285,12 +286,12 @@ def test_int8_linear_computes_in_integers_what_the_float_layer_computes():
     linear = torch.nn.Linear(64, 32)
     x = torch.randn(3, 5, 64, generator=g)
     layer = Int8Linear(linear)
-    assert layer.weight_t.dtype == torch.int8 and layer(x).shape == (3, 5, 32)
+    assert layer.weight_q.dtype == torch.int8 and layer(x).shape == (3, 5, 32)
     with torch.no_grad():
         assert quantization_error(linear(x), layer(x))["sqnr_db"] > 35  # int8 x int8: ~40 dB
         codes = torch.round(127 / x[0, :1].abs().max() * x[0, :1]).to(torch.int8)
-        exact = (codes.int() @ layer.codes().int().T).float()  # the int32 sums _int_mm must give
-        assert torch.equal(torch._int_mm(codes, layer.weight_t).float(), exact)
+        exact = (codes.int() @ layer.weight_q.int().T).float()  # the int32 sums _int_mm must give
+        assert torch.equal(torch._int_mm(codes, layer.weight_q.T).float(), exact)
 
 
 def test_int8_models_generate_and_stay_close(trained, blocks):
@@ -330,3 +331,14 @@ def test_int8_and_int4_files_are_small_and_load_back(trained, tmp_path):
         model = tiny_llama(seed=1)
         model.load_state_dict(loaded, strict=False)  # lm_head is tied to the embedding, stored once
         assert torch.equal(model.lm_head.weight, loaded["model.embed_tokens.weight"])
+
+
+def test_the_perplexity_grid_compares_each_setting_with_fp32(trained, calibration, blocks):
+    held_out = [{"input_ids": row} for row in blocks[1][:16]]
+    settings = [Setting(8), Setting(3, 32, "gptq"), Setting(8, method="w8a8", threshold=6.0)]
+    rows = perplexity_grid(trained, held_out, calibration, settings)
+    assert [r["setting"] for r in rows] == ["fp32", "int8 channel RTN", "int3 g32 GPTQ",
+                                           "W8A8 minmax + float outliers >= 6"]
+    assert rows[0]["vs_fp32"] == 1.0 and abs(rows[1]["vs_fp32"] - 1) < 0.01 and rows[2]["vs_fp32"] > rows[1]["vs_fp32"]
+    with pytest.raises(ValueError, match="method 'awq'"):
+        quantized(trained, Setting(4, method="awq"), calibration)

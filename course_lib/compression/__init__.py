@@ -21,6 +21,8 @@ Modules, each one idea:
 - ``kernels``: int8 layers that compute in integers (``Int8Linear`` with ``torch._int_mm``;
   ``quantize_dynamic``), the same integer weights and scales in both; int8 and packed int4
   weights on disk.
+- ``study``: the accuracy experiment, held-out perplexity for each ``Setting`` (bits,
+  granularity, RTN or GPTQ, W8A8 calibration) against fp32.
 """
 
 from .calibration import (RANGE_METHODS, SKIP, QuantLinear, activation_range, calibrate, calibration_batches,
@@ -33,6 +35,7 @@ from .outliers import THRESHOLD, int8_matmul_decomposed, outlier_damage, outlier
 from .quantization import (GRANULARITIES, MAX_BITS, MIN_BITS, QuantizedTensor, check_bits, check_finite, code_range,
                            dequantize, fake_quantize, fake_quantize_range, grouped, quantization_error, quantize,
                            quantize_tensor, scale_and_zero)
+from .study import SETTINGS, Setting, perplexity_grid, quantized
 
 __all__ = [
     "RANGE_METHODS", "SKIP", "QuantLinear", "activation_range", "calibrate", "calibration_batches", "captured_inputs",
@@ -44,5 +47,5 @@ __all__ = [
     "THRESHOLD", "int8_matmul_decomposed", "outlier_damage", "outlier_dims", "outlier_features", "outlier_table", "w8a8",
     "GRANULARITIES", "MAX_BITS", "MIN_BITS", "QuantizedTensor", "check_bits", "check_finite", "code_range",
     "dequantize", "fake_quantize", "fake_quantize_range", "grouped", "quantization_error", "quantize",
-    "quantize_tensor", "scale_and_zero",
+    "quantize_tensor", "scale_and_zero", "SETTINGS", "Setting", "perplexity_grid", "quantized",
 ]
