@@ -20,6 +20,11 @@ zero point) weights, embedding included, and the resident memory each file takes
 loaded in a fresh process. Ratios are against fp32 in the same run.
 
     python benchmarks/bench_quantization.py --threads 2
+
+With two threads, one core taken by another process stalls every parallel region of a
+token's ~100 small operations: batch-1 decoding then slows several fold and its ratios
+say more about the machine's load than about the kernels. Check the load, and compare
+with ``--threads 1``.
 """
 
 import argparse
