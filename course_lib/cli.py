@@ -199,7 +199,8 @@ def cmd_eval(args) -> int:
     if cfg.run.device in ("auto", "cuda") and torch.cuda.is_available():
         model.to("cuda")
     report = evaluate(model, tokenizer, tasks, config=cfg, split=args.split, limit=args.limit, batch_size=args.batch_size,
-                      num_fewshot=args.num_fewshot, seed=args.seed, samples=args.samples, progress=True)
+                      num_fewshot=args.num_fewshot, seed=args.seed, samples=args.samples, progress=True,
+                      chat=args.chat, system=args.system)
     report["model"] = args.model
     print(format_table(report))
     out = Path(args.output or Path(cfg.run.output_dir) / "eval" / f"{Path(args.model).name}.json")
@@ -241,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw")
     p.add_argument("--samples", action="store_true", help="also write every item's prompt and output")
+    p.add_argument("--chat", action="store_true", help="ask in the tokenizer's chat format (an instruction-tuned model)")
+    p.add_argument("--system", help="with --chat: a system message before each question")
     p.add_argument("--output", help="JSON file (default: <run.output_dir>/eval/<model>.json)")
     p = add("notebooks", cmd_notebooks, "execute the walkthrough notebooks into an HTML report")
     p.add_argument("action", choices=["build"])

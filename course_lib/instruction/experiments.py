@@ -82,14 +82,13 @@ def _score(model, tokenizer, rows: list[dict]) -> dict:
     return out | {"rows": scored}
 
 
-def eval_rows(cfg: Config, clusters, split: str = "test", langs=("en", "ko")) -> list[dict]:
-    """At most ``eval_per_cluster`` rows of ``split`` per cluster and language (a fixed draw)."""
-    p = cfg.instruct_experiments
+def eval_rows(cfg: Config, clusters, split: str = "test", langs=("en", "ko"), *, every: bool = False) -> list[dict]:
+    """The first ``eval_per_cluster`` rows of ``split`` per cluster and language (all of them if ``every``)."""
+    limit = None if every else cfg.instruct_experiments.eval_per_cluster
     rows = []
     for c in clusters:
         for lang in langs:
-            mine = instruction_examples(cfg, clusters=[c], split=split, langs=[lang], seed=cfg.run.seed)
-            rows += mine[: p.eval_per_cluster]
+            rows += instruction_examples(cfg, clusters=[c], split=split, langs=[lang], seed=cfg.run.seed)[:limit]
     return rows
 
 
@@ -101,10 +100,10 @@ def _train_rows(cfg: Config, clusters, *, seed: int, langs=("en", "ko"), trainin
 
 
 def cluster_count(cfg: Config, base) -> list[dict]:
-    """Held-out-cluster exact match after tuning on the first k other clusters, for each k and seed."""
+    """Held-out-cluster exact match (all its test rows) after tuning on the first k other clusters, per k and seed."""
     p = cfg.instruct_experiments
     others = [c for c in CLUSTERS if c != p.held_out_cluster]
-    held_out = eval_rows(cfg, [p.held_out_cluster])
+    held_out = eval_rows(cfg, [p.held_out_cluster], every=True)
     table = []
     runs = [(k, s) for k in p.cluster_counts for s in range(p.seeds)]
     for k, s in tqdm(runs, desc="clusters", unit="run"):

@@ -1,0 +1,59 @@
+"""Chapter 06's promised numbers, on the ``laptop`` profile's artifacts (the models the notebook shows).
+
+``ci``'s models are too small to read or decline, so these use ``base``, ``instruct``,
+``instruct-harness`` and ``instruct-ablations`` of ``laptop``, from the cache when they are
+there (after ``make course``) and built otherwise: about 20 minutes on one core of a clean
+clone, run on one worker while the other runs the rest of the suite.
+"""
+
+import pytest
+
+from course_lib import zoo
+from course_lib import instruction as I
+from course_lib.config import load_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
+@pytest.fixture(scope="module")
+def laptop():
+    return load_config("laptop")
+
+
+@pytest.fixture(scope="module")
+def instruct(laptop, one_thread):
+    return zoo.get("instruct", laptop)
+
+
+def share(rows, lang, key="correct"):
+    mine = [r[key] for r in rows if r["lang"] == lang]
+    return sum(mine) / len(mine)
+
+
+def test_instruct_answers_from_a_passage_about_names_it_never_saw(laptop, instruct):
+    rows = I.exact_match(instruct.model, instruct.tokenizer, I.fresh_reading_rows(laptop, "test"))
+    assert share(rows, "en") >= 0.60, share(rows, "en")
+    assert share(rows, "ko") >= 0.50, share(rows, "ko")
+
+
+def test_instruct_declines_when_it_should_and_answers_when_it_can(laptop, instruct):
+    h = I.honesty(instruct.model, instruct.tokenizer, laptop)
+    for lang in ("en", "ko"):
+        assert h[lang]["declined"] >= 0.70, (lang, h[lang])
+        assert h[lang]["answered"] >= 0.70, (lang, h[lang])
+
+
+def test_instruct_beats_base_zero_shot_on_the_harness_in_each_language(laptop, instruct):
+    means = zoo.get("instruct-harness", laptop)["means"]
+    for split in ("test", "test_template"):
+        for lang in ("en", "ko"):
+            gain = means[f"instruct/{split}/{lang}"] - means[f"base/{split}/{lang}"]
+            assert gain >= 0.10, (split, lang, gain)
+
+
+def test_lora_reaches_nine_tenths_of_full_fine_tuning_with_a_tenth_of_the_parameters(laptop):
+    table = {r["rank"]: r for r in zoo.get("instruct-ablations", laptop)["lora_vs_full"]}
+    full = table[0]
+    for rank in laptop.instruct_experiments.lora_ranks:
+        assert table[rank]["trainable"] < 0.10 * full["trainable"], table[rank]
+        assert table[rank]["em"] >= 0.90 * full["em"], (table[rank]["em"], full["em"])
