@@ -28,81 +28,13 @@ with ``--threads 1``.
 """
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
 import torch
 
-from course_lib.compression import course_int8, save_quantized, torch_int8
-from course_lib.config import load_config
-from course_lib.models import build_decoder
+from course_lib.compression import course_int8, torch_int8
+from course_lib.compression.speed import random_decoder, time_generation, time_linears, weight_bytes
 
 PATHS = ("fp32", "int8 torch", "+lm_head", "int8 course")
-RSS = """
-import resource, sys, torch
-from safetensors.torch import load_file
-def rss(): return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()
-before = rss()
-state = load_file(sys.argv[1])
-checksum = sum(t.float().sum().item() for t in state.values())  # read every page
-print(rss() - before)
-"""
-
-
-def make_model(profile: str) -> torch.nn.Module:
-    cfg = load_config(profile)
-    torch.manual_seed(0)
-    model = build_decoder(cfg.model, cfg.pretrain.vocab_size, pad_token_id=0, bos_token_id=1, eos_token_id=1)
-    model.generation_config.eos_token_id = None  # random weights: always generate the full length
-    return model.eval()
-
-
-def seconds(fn, repeats: int) -> float:
-    """Wall-clock seconds of one ``fn()`` call: the fastest of ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def block_linears(model: torch.nn.Module) -> list[torch.nn.Module]:
-    layer = model.model.layers[0]
-    a, m = layer.self_attn, layer.mlp
-    return [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
-
-
-@torch.no_grad()
-def time_linears(models: dict, tokens: int, rounds: int, calls: int) -> dict[str, float]:
-    """Median seconds for the seven linear layers of block 0 on ``tokens`` random rows (each on its own input)."""
-    d, ff = models["fp32"].config.hidden_size, models["fp32"].config.intermediate_size
-    x = {d: torch.randn(tokens, d), ff: torch.randn(tokens, ff)}
-    layers = {name: block_linears(m) for name, m in models.items()}
-    times = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, linears in layers.items():
-            times[name].append(seconds(lambda: [lin(x[lin.in_features]) for lin in linears], calls))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-@torch.no_grad()
-def time_generation(models: dict, batch: int, new_tokens: int, rounds: int) -> dict[str, float]:
-    """Median seconds per generated token (a batch's step counts once) of greedy generation."""
-    prompt = torch.randint(2, 1000, (batch, 8), generator=torch.Generator().manual_seed(0))
-    times = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            run = lambda: model.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                         do_sample=False, use_cache=True)
-            times[name].append(seconds(run, 1) / new_tokens)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def print_times(title: str, rows: dict[str, dict[str, float]], unit: str) -> None:
@@ -112,23 +44,14 @@ def print_times(title: str, rows: dict[str, dict[str, float]], unit: str) -> Non
         print(f"{label:<12}" + "".join(f"{t[p] * 1e3:>11.2f} {unit}{t['fp32'] / t[p]:>8.2f}" for p in PATHS))
 
 
-def resident_bytes(path: Path) -> int:
-    """Growth of a fresh process's resident memory when it loads ``path`` with safetensors and reads every tensor."""
-    out = subprocess.run([sys.executable, "-c", RSS, str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
-
-
 def print_bytes(model: torch.nn.Module, group_size: int) -> None:
     print(f"\nweights (embedding included; int4 per group of {group_size})")
     print(f"{'format':<8}{'disk MB':>10}{'x fp32':>8}{'resident MB':>13}{'x fp32':>8}")
-    with tempfile.TemporaryDirectory() as folder:
-        sizes = {}
-        for fmt in ("fp32", "bf16", "int8", "int4"):
-            path = Path(folder) / f"{fmt}.safetensors"
-            sizes[fmt] = (save_quantized(model, path, fmt, group_size=group_size), resident_bytes(path))
-            path.unlink()  # keep one file at a time on disk
-    for fmt, (disk, rss) in sizes.items():
-        print(f"{fmt:<8}{disk / 1e6:>10.1f}{disk / sizes['fp32'][0]:>8.3f}{rss / 1e6:>13.1f}{rss / sizes['fp32'][1]:>8.3f}")
+    sizes = weight_bytes(model, group_size)
+    for fmt, size in sizes.items():
+        disk, rss = size["disk"], size["resident"]
+        print(f"{fmt:<8}{disk / 1e6:>10.1f}{disk / sizes['fp32']['disk']:>8.3f}{rss / 1e6:>13.1f}"
+              f"{rss / sizes['fp32']['resident']:>8.3f}")
 
 
 def main() -> None:
@@ -141,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    fp32 = make_model(args.profile)
+    fp32 = random_decoder(args.profile)
     models = {"fp32": fp32, "int8 torch": torch_int8(fp32), "+lm_head": torch_int8(fp32, skip=()),
               "int8 course": course_int8(fp32)}
     params = sum(p.numel() for p in fp32.parameters())

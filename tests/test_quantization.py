@@ -13,7 +13,7 @@ from course_lib.compression import (Int8Linear, activation_range, calibrate, che
                                     outlier_damage, outlier_dims, outlier_table, pack_int4, quantization_error,
                                     quantize_linears, quantize_tensor, quantize_weights, save_quantized, torch_int8,
                                     torch_weight, unpack_int4, w8a8)
-from course_lib.compression.study import Setting, perplexity_grid, quantized
+from course_lib.compression.study import Setting, group_size_for, perplexity_grid, quantized, study_settings, task_settings
 from course_lib.config import load_config
 from course_lib.world import load
 
@@ -342,3 +342,22 @@ def test_the_perplexity_grid_compares_each_setting_with_fp32(trained, calibratio
     assert rows[0]["vs_fp32"] == 1.0 and abs(rows[1]["vs_fp32"] - 1) < 0.01 and rows[2]["vs_fp32"] > rows[1]["vs_fp32"]
     with pytest.raises(ValueError, match="method 'awq'"):
         quantized(trained, Setting(4, method="awq"), calibration)
+
+
+def test_per_tensor_settings_and_extra_columns(trained, calibration, blocks):
+    held_out = [{"input_ids": row} for row in blocks[1][:16]]
+    seen = []
+    rows = perplexity_grid(trained, held_out, calibration, [Setting(3, per_tensor=True), Setting(3)],
+                           extra=lambda model, setting: seen.append(setting) or {"checked": setting is not None})
+    assert [r["setting"] for r in rows] == ["fp32", "int3 tensor RTN", "int3 channel RTN"]
+    assert rows[1]["perplexity"] > rows[2]["perplexity"]  # one grid for every row costs more than a grid per row
+    assert seen == [None, Setting(3, per_tensor=True), Setting(3)] and [r["checked"] for r in rows] == [False, True, True]
+
+
+def test_the_group_size_divides_every_layer():
+    model = tiny_llama()  # inputs of 64 (attention, gate, up) and 128 (down)
+    assert group_size_for(model) == 64 and group_size_for(model, (96, 32)) == 32
+    with pytest.raises(ValueError, match=r"no group size in \(48,\) divides every layer's input features \[64, 128\]"):
+        group_size_for(model, (48,))
+    settings = study_settings(64)
+    assert len({s.name for s in settings}) == len(settings) and task_settings(64) <= {s.name for s in settings}

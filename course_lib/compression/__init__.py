@@ -21,8 +21,11 @@ Modules, each one idea:
 - ``kernels``: int8 layers that compute in integers (``Int8Linear`` with ``torch._int_mm``;
   ``quantize_dynamic``), the same integer weights and scales in both; int8 and packed int4
   weights on disk.
+- ``speed``: measured seconds and bytes: the linear layers of a block, latency per generated
+  token, and the disk and resident bytes of each storage format, on a profile's architecture.
 - ``study``: the accuracy experiment, held-out perplexity for each ``Setting`` (bits,
-  granularity, RTN or GPTQ, W8A8 calibration) against fp32.
+  granularity, RTN or GPTQ, W8A8 calibration) against fp32; the ``quantization-study`` artifact
+  runs it on ``base`` and ``instruct`` with chapter 05's tasks.
 """
 
 from .calibration import (RANGE_METHODS, SKIP, QuantLinear, activation_range, calibrate, calibration_batches,
@@ -35,7 +38,9 @@ from .outliers import THRESHOLD, int8_matmul_decomposed, outlier_damage, outlier
 from .quantization import (GRANULARITIES, MAX_BITS, MIN_BITS, QuantizedTensor, check_bits, check_finite, code_range,
                            dequantize, fake_quantize, fake_quantize_range, grouped, quantization_error, quantize,
                            quantize_tensor, scale_and_zero)
-from .study import SETTINGS, Setting, perplexity_grid, quantized
+from .speed import best_seconds, block_linears, random_decoder, resident_bytes, time_generation, time_linears, weight_bytes
+from .study import (SETTINGS, Setting, accuracy_study, group_size_for, perplexity_grid, quantized, study_settings,
+                    task_settings)
 
 __all__ = [
     "RANGE_METHODS", "SKIP", "QuantLinear", "activation_range", "calibrate", "calibration_batches", "captured_inputs",
@@ -47,5 +52,8 @@ __all__ = [
     "THRESHOLD", "int8_matmul_decomposed", "outlier_damage", "outlier_dims", "outlier_features", "outlier_table", "w8a8",
     "GRANULARITIES", "MAX_BITS", "MIN_BITS", "QuantizedTensor", "check_bits", "check_finite", "code_range",
     "dequantize", "fake_quantize", "fake_quantize_range", "grouped", "quantization_error", "quantize",
-    "quantize_tensor", "scale_and_zero", "SETTINGS", "Setting", "perplexity_grid", "quantized",
+    "quantize_tensor", "scale_and_zero",
+    "best_seconds", "block_linears", "random_decoder", "resident_bytes", "time_generation", "time_linears", "weight_bytes",
+    "SETTINGS", "Setting", "accuracy_study", "group_size_for", "perplexity_grid", "quantized", "study_settings",
+    "task_settings",
 ]
