@@ -115,8 +115,8 @@ class Distiller(torch.nn.Module):
     The batch is a causal LM's (``input_ids``, ``labels``, optional ``position_ids`` and
     ``attention_mask``) and, when the teacher's logits were cached, ``teacher_values`` and
     ``teacher_indices`` (``[B, S, k]``). Without them the teacher runs on the batch (no
-    gradient, always in eval mode: no dropout). Only the student's weights train, and
-    ``save_pretrained`` saves the student alone, so the run's ``final/`` is the student.
+    gradient, always in eval mode: no dropout; it stays on its own device). Only the student's
+    weights train, and ``save_pretrained`` saves the student alone, so the run's ``final/`` is the student.
     """
 
     def __init__(self, student, teacher=None, *, temperature: float = 2.0, alpha: float = 0.5):
@@ -124,9 +124,13 @@ class Distiller(torch.nn.Module):
         self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
         if teacher is not None:
             check_vocab(student, teacher)
-            teacher.requires_grad_(False)
-        self.student, self.teacher = student, teacher
+        self.student = student
+        self._teacher = [teacher]  # in a list: not a submodule, so its weights are in no optimizer and no state dict
         self.config = student.config
+
+    @property
+    def teacher(self):
+        return self._teacher[0]
 
     def train(self, mode: bool = True):
         super().train(mode)
