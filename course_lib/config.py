@@ -177,7 +177,7 @@ class CompressionConfig:
     student_d_model: int = _bounded(64, ge=8, help="the student's width")
     student_steps: int = _bounded(150, ge=1, help="optimizer steps of each student run (pretrain.train otherwise)")
     seeds: int = _bounded(3, ge=1, help="seeds of the KD-against-direct comparison")
-    temperature: float = _bounded(2.0, gt=0.0, help="KD temperature T of the comparison")
+    temperature: float = _bounded(1.0, gt=0.0, help="KD temperature T of the comparison (the sweep tries others)")
     alpha: float = _bounded(0.5, ge=0.0, le=1.0, help="weight of the soft (teacher) term of the KD loss")
     temperatures: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])  # the sweep (seed run.seed)
     top_k: int = _bounded(32, ge=1, help="teacher logits cached per position")

@@ -81,15 +81,13 @@ def temperature_sweep(cfg: Config, base, data: dict, cache, done: dict | None = 
     return rows
 
 
-def kd_speed(cfg: Config, base, data: dict, steps: int = 20) -> dict:
+def kd_speed(cfg: Config, base, data: dict, cache, cache_seconds: float, steps: int = 20) -> dict:
     """Seconds per step of distillation with the teacher run on every batch against cached top-k logits.
 
-    Both over ``steps`` steps from the same student; ``cache_seconds`` is the one teacher pass
-    over ``data["train"]``, and ``break_even_steps`` the run length from which caching is faster.
+    Both over ``steps`` steps from the same student; ``cache`` took ``cache_seconds`` (one
+    teacher pass over ``data["train"]``); ``break_even_steps`` is the run length from which
+    caching is faster, and ``faster`` says which is, for a run of ``compression.student_steps``.
     """
-    start = time.perf_counter()
-    cache = cache_teacher(base.model, data["train"], cfg.compression.top_k)
-    cache_seconds = time.perf_counter() - start
     short = replace(cfg, compression=replace(cfg.compression, student_steps=steps))
     per_step = {}
     for name, blocks, teacher in (("on_the_fly", data["train"], base.model), ("cached", cache, None)):
@@ -181,8 +179,9 @@ _SECTIONS = ("run", "model", "world", "data", "pretrain", "curation", "compressi
 def _build_students(cfg: Config, out: Path) -> None:
     start = time.perf_counter()
     base, data = zoo.get("base", cfg), zoo.get("pretrain-data", cfg)
-    speed = kd_speed(cfg, base, data)
+    cache_start = time.perf_counter()
     cache = cache_teacher(base.model, data["train"], cfg.compression.top_k)
+    speed = kd_speed(cfg, base, data, cache, time.perf_counter() - cache_start)
     comparison = kd_comparison(cfg, base, data, cache)
     done = {cfg.compression.temperature: comparison["rows"][0]["distilled"]}
     sweep = temperature_sweep(cfg, base, data, cache, done)
