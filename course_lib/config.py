@@ -169,6 +169,29 @@ class InstructExperimentsConfig:
 
 
 @dataclass
+class CompressionConfig:
+    """Chapter 09's experiments (``compression.distillation``, ``compression.pruning``): the student's size and
+    runs, the temperatures, the sparsities and the recovery fine-tune."""
+
+    student_layers: int = _bounded(2, ge=1, help="the distilled student's layers (the teacher is base)")
+    student_heads: int = _bounded(2, ge=1, help="the student's attention heads")
+    student_d_model: int = _bounded(64, ge=8, help="the student's width")
+    student_steps: int = _bounded(150, ge=1, help="optimizer steps of each student run (pretrain.train otherwise)")
+    seeds: int = _bounded(3, ge=1, help="seeds of the KD-against-direct comparison")
+    temperature: float = _bounded(1.0, gt=0.0, help="KD temperature T of the comparison (the sweep tries others)")
+    alpha: float = _bounded(0.5, ge=0.0, le=1.0, help="weight of the soft (teacher) term of the KD loss")
+    temperatures: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])  # the sweep (seed run.seed)
+    top_k: int = _bounded(32, ge=1, help="teacher logits cached per position")
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9])  # the pruning sweep
+    importance: Literal["taylor", "magnitude"] = "taylor"  # structured pruning's score of a head, neuron or layer
+    calibration_blocks: int = _bounded(32, ge=1, help="packed blocks the importance scores are measured on")
+    recovery_steps: int = _bounded(60, ge=0, help="fine-tune steps after pruning (0: no recovery)")
+    recovery_lr: float = _bounded(3e-4, gt=0.0, help="peak learning rate of the recovery fine-tune (base ends at 3e-4)")
+    sequence_steps: int = _bounded(150, ge=1, help="fine-tune steps of sequence-level distillation")
+    sequence_rows: int = _bounded(600, ge=1, help="instruction rows the teacher answers for sequence-level KD")
+
+
+@dataclass
 class RetrievalConfig:
     """Chapter 10 (``course_lib.retrieval``): BM25, the bi-encoder trained from ``base``, faiss indexes, fusion."""
 
@@ -285,6 +308,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
     instruct_experiments: InstructExperimentsConfig = field(default_factory=InstructExperimentsConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 

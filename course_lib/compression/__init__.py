@@ -26,6 +26,17 @@ Modules, each one idea:
 - ``study``: the accuracy experiment, held-out perplexity for each ``Setting`` (bits,
   granularity, RTN or GPTQ, W8A8 calibration) against fp32; the ``quantization-study`` artifact
   runs it on ``base`` and ``instruct`` with chapter 05's tasks.
+
+Chapter 09, distillation (지식 증류) and pruning (가지치기) (survey §6.2-6.3):
+
+- ``distillation``: Hinton's loss ``alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * CE``; the
+  ``Distiller`` that makes it the course loop's loss; the teacher's top-k logits cached once;
+  sequence-level distillation on the teacher's own answers.
+- ``pruning``: unstructured magnitude masks, layer-wise and global (equal to
+  ``torch.nn.utils.prune``'s), CSR weights in safetensors, recovery with the masks held.
+- ``structured``: heads, FFN neurons and layers scored (first-order Taylor or magnitude) and
+  removed, giving a smaller Llama that loads with ``from_pretrained``.
+- ``experiments``: the ``kd-students``, ``pruning-sweep`` and ``kd-sequence`` artifacts.
 """
 
 from .calibration import (RANGE_METHODS, SKIP, QuantLinear, activation_range, calibrate, calibration_batches,
@@ -41,6 +52,14 @@ from .quantization import (GRANULARITIES, MAX_BITS, MIN_BITS, QuantizedTensor, c
 from .speed import best_seconds, block_linears, random_decoder, resident_bytes, time_generation, time_linears, weight_bytes
 from .study import (SETTINGS, Setting, accuracy_study, group_size_for, perplexity_grid, quantized, study_settings,
                     task_settings)
+from .distillation import (Distiller, TeacherCache, cache_teacher, check_alpha, check_temperature, check_vocab, kd_loss,
+                           new_student, sequence_distill, soft_loss, student_train_config, teacher_answers, train_student)
+from .pruning import (SCOPES, apply_masks, check_sparsity, csr_bytes_estimate, dense_bytes, keep_masks, load_sparse,
+                      magnitude_mask, magnitude_masks, magnitude_prune, nonzero_parameters, prunable_weights, recover,
+                      save_sparse, sparsity_of)
+from .structured import (SCORES, check_llama, importance, least_important, magnitude_importance, mask_structures,
+                         shrink, structured_prune, taylor_importance)
+from .experiments import kd_comparison, kd_speed, paired_interval, pruning_sweep, sequence_comparison, temperature_sweep
 
 __all__ = [
     "RANGE_METHODS", "SKIP", "QuantLinear", "activation_range", "calibrate", "calibration_batches", "captured_inputs",
@@ -56,4 +75,12 @@ __all__ = [
     "best_seconds", "block_linears", "random_decoder", "resident_bytes", "time_generation", "time_linears", "weight_bytes",
     "SETTINGS", "Setting", "accuracy_study", "group_size_for", "perplexity_grid", "quantized", "study_settings",
     "task_settings",
+    "Distiller", "TeacherCache", "cache_teacher", "check_alpha", "check_temperature", "check_vocab", "kd_loss",
+    "new_student", "sequence_distill", "soft_loss", "student_train_config", "teacher_answers", "train_student",
+    "SCOPES", "apply_masks", "check_sparsity", "csr_bytes_estimate", "dense_bytes", "keep_masks", "load_sparse",
+    "magnitude_mask", "magnitude_masks", "magnitude_prune", "nonzero_parameters", "prunable_weights", "recover",
+    "save_sparse", "sparsity_of",
+    "SCORES", "check_llama", "importance", "least_important", "magnitude_importance", "mask_structures", "shrink",
+    "structured_prune", "taylor_importance",
+    "kd_comparison", "kd_speed", "paired_interval", "pruning_sweep", "sequence_comparison", "temperature_sweep",
 ]

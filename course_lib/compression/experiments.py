@@ -1,0 +1,209 @@
+"""Chapter 09's experiments, each a zoo artifact the notebook reads in a second (``results.json``):
+
+- ``kd-students`` (:func:`kd_comparison`, :func:`temperature_sweep`, :func:`kd_speed`): the
+  ``compression`` section's student trained directly and by distillation from ``base``, on
+  the same packed blocks ``base`` read, for the same steps and seeds; held-out perplexity of
+  each, the paired gap with a 95% t-interval over seeds; the temperature sweep; the time
+  per step with the teacher on the fly against cached top-k logits.
+- ``pruning-sweep`` (:func:`pruning_sweep`): ``base`` pruned to each of ``compression.sparsities``,
+  unstructured (global magnitude) and structured (that share of every layer's heads, at most
+  all but one, and FFN neurons, by the ``importance`` score), held-out perplexity before and
+  after the recovery fine-tune, with the parameters left.
+- ``kd-sequence`` (:func:`sequence_comparison`): sequence-level distillation of ``instruct``
+  into a distilled student: fine-tuned on the teacher's answers against on the true ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import zoo
+from ..config import Config, TrainConfig
+from ..models import count_parameters
+from ..packing import perplexity
+from .distillation import cache_teacher, new_student, sequence_distill, teacher_answers, train_student
+from .pruning import magnitude_prune, nonzero_parameters, recover
+from .structured import structured_prune
+
+
+def paired_interval(a: list[float], b: list[float], level: float = 0.95) -> dict:
+    """The mean of ``a[i] - b[i]`` and its ``level`` t-interval over the pairs (seeds): ``{"mean", "low", "high", "n"}``."""
+    from scipy import stats
+
+    gaps = np.asarray(a, float) - np.asarray(b, float)
+    if len(gaps) < 2:
+        return {"mean": float(gaps.mean()), "low": None, "high": None, "n": len(gaps)}
+    half = stats.t.ppf((1 + level) / 2, len(gaps) - 1) * gaps.std(ddof=1) / np.sqrt(len(gaps))
+    return {"mean": float(gaps.mean()), "low": float(gaps.mean() - half), "high": float(gaps.mean() + half),
+            "n": len(gaps)}
+
+
+def kd_comparison(cfg: Config, base, data: dict, cache) -> dict:
+    """Direct and distilled students at each of ``compression.seeds`` seeds: held-out perplexity of each, and the gap.
+
+    The seed draws the student's initial weights and the data order; both students of a
+    seed share them. ``cache``: the teacher's cached logits on ``data["train"]``.
+    """
+    rows = []
+    for s in range(cfg.compression.seeds):
+        seed = cfg.run.seed + s
+        direct = new_student(cfg, base.tokenizer, seed=seed)
+        train_student(cfg, direct, data["train"], seed=seed)
+        distilled = new_student(cfg, base.tokenizer, seed=seed)
+        train_student(cfg, distilled, cache, seed=seed)
+        rows.append({"seed": seed, "direct": perplexity(direct, data["eval"]),
+                     "distilled": perplexity(distilled, data["eval"])})
+    gap = paired_interval([r["direct"] for r in rows], [r["distilled"] for r in rows])
+    return {"rows": rows, "gap": gap, "student_parameters": count_parameters(direct),
+            "teacher_parameters": count_parameters(base.model), "teacher": perplexity(base.model, data["eval"])}
+
+
+def temperature_sweep(cfg: Config, base, data: dict, cache, done: dict | None = None) -> list[dict]:
+    """The distilled student's held-out perplexity at each of ``compression.temperatures`` (seed ``run.seed``).
+
+    ``done``: ``{temperature: perplexity}`` already measured at that seed (reused, not retrained).
+    """
+    rows = []
+    for T in cfg.compression.temperatures:
+        if done and T in done:
+            rows.append({"temperature": T, "perplexity": done[T]})
+            continue
+        student = new_student(cfg, base.tokenizer, seed=cfg.run.seed)
+        train_student(cfg, student, cache, temperature=T, seed=cfg.run.seed)
+        rows.append({"temperature": T, "perplexity": perplexity(student, data["eval"])})
+    return rows
+
+
+def kd_speed(cfg: Config, base, data: dict, cache, cache_seconds: float, steps: int = 20) -> dict:
+    """Seconds per step of distillation with the teacher run on every batch against cached top-k logits.
+
+    Both over ``steps`` steps from the same student; ``cache`` took ``cache_seconds`` (one
+    teacher pass over ``data["train"]``); ``break_even_steps`` is the run length from which
+    caching is faster, and ``faster`` says which is, for a run of ``compression.student_steps``.
+    """
+    short = replace(cfg, compression=replace(cfg.compression, student_steps=steps))
+    per_step = {}
+    for name, blocks, teacher in (("on_the_fly", data["train"], base.model), ("cached", cache, None)):
+        student = new_student(short, base.tokenizer, seed=cfg.run.seed)
+        start = time.perf_counter()
+        train_student(short, student, blocks, teacher=teacher, seed=cfg.run.seed)
+        per_step[name] = (time.perf_counter() - start) / steps
+    saved = per_step["on_the_fly"] - per_step["cached"]
+    return {"seconds_per_step": per_step, "cache_seconds": cache_seconds, "cache_bytes": cache.nbytes(),
+            "top_k": cfg.compression.top_k, "break_even_steps": cache_seconds / saved if saved > 0 else None,
+            "faster": "cached" if saved > 0 and cfg.compression.student_steps * saved > cache_seconds else "on_the_fly"}
+
+
+def _sweep_row(cfg: Config, kind: str, sparsity: float, model, data: dict, masks=None) -> dict:
+    row = {"kind": kind, "sparsity": sparsity, "parameters": count_parameters(model),
+           "nonzero": nonzero_parameters(model), "perplexity": perplexity(model, data["eval"])}
+    if cfg.compression.recovery_steps:
+        recover(model, data["train"], cfg, masks=masks, seed=cfg.run.seed)
+        row["recovered"] = perplexity(model, data["eval"])
+    return row
+
+
+def pruning_sweep(cfg: Config, base, data: dict) -> list[dict]:
+    """One row per kind (``"unstructured"``, ``"structured"``) and sparsity: parameters (all and non-zero),
+    held-out perplexity, and after ``compression.recovery_steps`` of fine-tuning (``recovered``).
+
+    Structured removes ``min(s, 1 - 1/H)`` of every layer's heads and ``s`` of its FFN neurons.
+    """
+    c = cfg.compression
+    calibration = [{k: torch.stack([data["train"][i][k] for i in range(j, min(j + 8, c.calibration_blocks))])
+                    for k in ("input_ids", "position_ids")} for j in range(0, c.calibration_blocks, 8)]
+    heads = base.model.config.num_attention_heads
+    rows = []
+    for s in c.sparsities:
+        pruned, masks = magnitude_prune(base.model, s, scope="global")
+        rows.append(_sweep_row(cfg, "unstructured", s, pruned, data, masks))
+        smaller, removed = structured_prune(base.model, calibration, head_share=min(s, 1 - 1 / heads),
+                                            neuron_share=s, score=c.importance)
+        rows.append(_sweep_row(cfg, "structured", s, smaller, data) | {"heads": smaller.config.num_attention_heads,
+                                                                       "intermediate": smaller.config.intermediate_size})
+    return rows
+
+
+def sequence_comparison(cfg: Config, instruct, student) -> dict:
+    """Sequence-level KD: copies of ``student`` (a small pretrained model) fine-tuned on the teacher's greedy answers
+    and on the true answers of the same ``compression.sequence_rows`` instruction rows, same steps and seed.
+
+    Scored by exact match (``instruction.exact_match``) on chapter 06's test rows, and by how
+    often the student's answer equals the teacher's (``agreement``).
+    """
+    from ..instruction import add_chat_template, exact_match, training_conversations
+    from ..instruction.experiments import eval_rows
+    from ..instruction.clusters import CLUSTERS
+
+    c, tokenizer = cfg.compression, add_chat_template(instruct.tokenizer)
+    rows = training_conversations(cfg)
+    rows = rows[:: max(1, len(rows) // c.sequence_rows)][: c.sequence_rows]  # spread over the clusters
+    start = time.perf_counter()
+    distilled_rows = teacher_answers(instruct.model, tokenizer, rows)
+    answer_seconds = time.perf_counter() - start
+    test = eval_rows(cfg, CLUSTERS)
+    teacher_scored = exact_match(instruct.model, tokenizer, test)
+    train_cfg = TrainConfig(max_steps=c.sequence_steps, batch_size=16, lr=1e-3, warmup_steps=c.sequence_steps // 10,
+                            weight_decay=0.0, eval_every=0, progress=False)
+    out = {"teacher_em": float(np.mean([s["correct"] for s in teacher_scored])), "rows": len(rows),
+           "teacher_answered": len(distilled_rows), "answer_seconds": answer_seconds, "n_test": len(test)}
+    for name, train_rows in (("true_answers", rows), ("teacher_answers", distilled_rows)):
+        model = copy.deepcopy(student)
+        sequence_distill(model, tokenizer, train_rows, train_cfg, seed=cfg.run.seed, max_length=cfg.model.max_seq_len)
+        scored = exact_match(model, tokenizer, test)
+        out[name] = {"em": float(np.mean([s["correct"] for s in scored])),
+                     "agreement": float(np.mean([s["output"] == t["output"] for s, t in zip(scored, teacher_scored)]))}
+    return out
+
+
+def _load(path: Path, cfg: Config) -> dict:
+    return json.loads((path / "results.json").read_text(encoding="utf-8"))
+
+
+def _save(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float), encoding="utf-8")
+
+
+_SECTIONS = ("run", "model", "world", "data", "pretrain", "curation", "compression")
+
+
+@zoo.register("kd-students", load=_load, sections=_SECTIONS, deps=("base", "pretrain-data"),
+              description="chapter 09: distilled against directly trained students (seeds), temperature sweep, speed")
+def _build_students(cfg: Config, out: Path) -> None:
+    start = time.perf_counter()
+    base, data = zoo.get("base", cfg), zoo.get("pretrain-data", cfg)
+    cache_start = time.perf_counter()
+    cache = cache_teacher(base.model, data["train"], cfg.compression.top_k)
+    speed = kd_speed(cfg, base, data, cache, time.perf_counter() - cache_start)
+    comparison = kd_comparison(cfg, base, data, cache)
+    done = {cfg.compression.temperature: comparison["rows"][0]["distilled"]}
+    sweep = temperature_sweep(cfg, base, data, cache, done)
+    _save({"comparison": comparison, "temperatures": sweep, "speed": speed,
+           "seconds": time.perf_counter() - start}, out)
+
+
+@zoo.register("pruning-sweep", load=_load, sections=_SECTIONS, deps=("base", "pretrain-data"),
+              description="chapter 09: perplexity against sparsity, unstructured and structured, before and after recovery")
+def _build_sweep(cfg: Config, out: Path) -> None:
+    start = time.perf_counter()
+    rows = pruning_sweep(cfg, zoo.get("base", cfg), zoo.get("pretrain-data", cfg))
+    _save({"rows": rows, "seconds": time.perf_counter() - start}, out)
+
+
+@zoo.register("kd-sequence", load=_load, sections=_SECTIONS + ("instruct", "instruct_experiments"),
+              deps=("base", "pretrain-data", "instruct"),
+              description="chapter 09: sequence-level distillation of instruct into a small student")
+def _build_sequence(cfg: Config, out: Path) -> None:
+    start = time.perf_counter()
+    base, data = zoo.get("base", cfg), zoo.get("pretrain-data", cfg)
+    student = new_student(cfg, base.tokenizer)
+    train_student(cfg, student, cache_teacher(base.model, data["train"], cfg.compression.top_k), seed=cfg.run.seed)
+    results = sequence_comparison(cfg, zoo.get("instruct", cfg), student)
+    _save(results | {"seconds": time.perf_counter() - start}, out)
