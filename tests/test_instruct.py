@@ -209,6 +209,7 @@ def test_the_experiment_artifacts_hold_every_run(cfg, base):
     clusters = zoo.get("instruct-clusters", cfg)["cluster_count"]
     assert [(r["clusters"], r["seed"]) for r in clusters] == [(k, s) for k in ex.cluster_counts for s in range(ex.seeds)]
     assert all(ex.held_out_cluster not in r["trained_on"] and len(r["trained_on"]) == r["clusters"] for r in clusters)
+    assert all(0 <= r["acc"] <= 1 and r["chance"] == pytest.approx(1 / 3) for r in clusters)  # nli: three labels
     ablations = zoo.get("instruct-ablations", cfg)
     assert [r["templates"] for r in ablations["template_diversity"]] == ex.template_counts
     assert [r["tuned_on"] for r in ablations["cross_lingual"]] == ["en", "ko", "en+ko"]

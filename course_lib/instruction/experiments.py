@@ -99,18 +99,62 @@ def _train_rows(cfg: Config, clusters, *, seed: int, langs=("en", "ko"), trainin
     return mix(examples, cap=p.per_task_cap, seed=seed)
 
 
+def row_options(cfg: Config, rows: list[dict]) -> list[list[str] | None]:
+    """The answer options of each row's source (entailment's three labels, paraphrase's yes/no), or None."""
+    from .clusters import task_sources
+
+    options = {}
+    for task in {r["task"] for r in rows}:
+        for src in task_sources(cfg, task):
+            if "options" in src.slots and "\n" not in src.slots["options"]:
+                options[(task, src.lang, src.key)] = src.slots["options"].split(", ")
+    return [options.get((r["task"], r["lang"], r["source_id"])) for r in rows]
+
+
+def rank_classification(model, tokenizer, rows: list[dict], options: list[list[str]]) -> list[bool]:
+    """FLAN's scoring of a classification task: is the answer the option the model finds most probable?
+
+    Each option is scored as the assistant's whole reply (the option and ``<|end|>``) after
+    the row's prompt, by log-likelihood; the most probable one is the model's choice. Unlike
+    exact match, a model that has not learned the label words yet still ranks them.
+    """
+    from ..evaluation.scoring import loglikelihood
+    from .formatting import END_TOKEN, render_chat
+
+    pairs = [(render_chat(r["messages"][:-1], add_generation_prompt=True), o + END_TOKEN)
+             for r, opts in zip(rows, options) for o in opts]
+    scores = iter(ll for ll, _ in loglikelihood(model, tokenizer, pairs, batch_size=32))
+    picked = []
+    for r, opts in zip(rows, options):
+        lls = [next(scores) for _ in opts]
+        picked.append(opts[max(range(len(opts)), key=lls.__getitem__)] == r["answer"])
+    return picked
+
+
 def cluster_count(cfg: Config, base) -> list[dict]:
-    """Held-out-cluster exact match (all its test rows) after tuning on the first k other clusters, per k and seed."""
+    """The held-out cluster's score (all its test rows) after tuning on the first k other clusters, per k and seed.
+
+    ``em``: exact match of the generated reply; ``acc`` (when the cluster's tasks have
+    options): rank classification, as FLAN scores classification tasks, with ``chance``.
+    """
     p = cfg.instruct_experiments
     others = [c for c in CLUSTERS if c != p.held_out_cluster]
     held_out = eval_rows(cfg, [p.held_out_cluster], every=True)
+    options = row_options(cfg, held_out)
+    ranked = [i for i, o in enumerate(options) if o]
+    chance = float(np.mean([1 / len(options[i]) for i in ranked])) if ranked else None
     table = []
     runs = [(k, s) for k in p.cluster_counts for s in range(p.seeds)]
     for k, s in tqdm(runs, desc="clusters", unit="run"):
         model, stats = short_sft(base, _train_rows(cfg, others[:k], seed=cfg.run.seed + s), cfg, seed=cfg.run.seed + s)
         score = _score(model, base.tokenizer, held_out)
+        right = rank_classification(model, base.tokenizer, [held_out[i] for i in ranked], [options[i] for i in ranked])
+        acc = {"acc": float(np.mean(right)) if ranked else None, "chance": chance}
+        for lang in ("en", "ko"):
+            mine = [c for i, c in zip(ranked, right) if held_out[i]["lang"] == lang]
+            acc[f"acc_{lang}"] = float(np.mean(mine)) if mine else None
         table.append({"clusters": k, "seed": cfg.run.seed + s, "trained_on": others[:k],
-                      **{m: score[m] for m in ("em", "em_en", "em_ko", "n")}})
+                      **{m: score[m] for m in ("em", "em_en", "em_ko", "n")}, **acc})
     return table
 
 
