@@ -1,15 +1,21 @@
 """Chapter 07's preference data, Bradley-Terry fit and losses: hand-computed values, and agreement with
-scikit-learn (Bradley-Terry) on the same data."""
+scikit-learn (Bradley-Terry) and TRL (``DPOTrainer``, ``RewardTrainer``) on the same data."""
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from course_lib import zoo
 from course_lib.alignment import bradley_terry as BT
+from course_lib.alignment import losses as L
 from course_lib.alignment import preferences as P
+from course_lib.alignment.reward_model import last_token_rewards, reward_model_from
 from course_lib.curation.pii import find_pii
+from course_lib.instruction.formatting import add_chat_template
+from course_lib.models import new_decoder
 from course_lib.world import build_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -151,3 +157,150 @@ def test_bradley_terry_recovers_known_scores_and_refuses_an_item_that_never_wins
     assert torch.isfinite(BT.fit_scores([(0, 1), (1, 0), (0, 2)], 3, prior=1.0)).all()
     with pytest.raises(ValueError, match="pair 0: item 1 is compared with itself"):
         BT.fit_scores([(1, 1)], 3)
+
+
+# --------------------------------------------------------------------------- PPO pieces, by hand
+
+
+def test_kl_estimators_by_hand_and_on_average():
+    logp, ref = torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)])
+    assert L.kl_k1(logp, ref).item() == pytest.approx(math.log(2))
+    assert L.kl_k3(logp, ref).item() == pytest.approx(-0.5 + math.log(2))  # ratio 1/2: (1/2 - 1) - log(1/2)
+    p, q = torch.tensor([0.6, 0.3, 0.1]), torch.tensor([0.2, 0.5, 0.3])
+    kl = float((p * (p / q).log()).sum())
+    tokens = torch.multinomial(p, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    k1, k3 = L.kl_k1(p.log()[tokens], q.log()[tokens]), L.kl_k3(p.log()[tokens], q.log()[tokens])
+    assert k1.mean().item() == pytest.approx(kl, abs=0.01) and k3.mean().item() == pytest.approx(kl, abs=0.01)
+    assert (k1 < 0).any() and (k3 >= 0).all() and k3.var() < k1.var()
+
+
+def test_kl_penalized_rewards_put_the_score_on_the_last_response_token():
+    rewards = L.kl_penalized_rewards(torch.tensor([2.0]), torch.tensor([[-1.0, -1.0, -1.0, -2.0]]),
+                                     torch.tensor([[-1.5, -1.0, -0.5, -2.0]]), torch.tensor([[0, 1, 1, 0]]), beta=0.1)
+    assert torch.allclose(rewards, torch.tensor([[0.0, 0.0, 2.05, 0.0]]))
+    with pytest.raises(ValueError, match="beta must be a positive number"):
+        L.kl_penalized_rewards(torch.zeros(1), torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1, 2), beta=0)
+    with pytest.raises(ValueError, match=r"rows \[0\] have no response tokens"):
+        L.kl_penalized_rewards(torch.zeros(1), torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), beta=0.1)
+
+
+def test_gae_on_a_three_step_episode():
+    rewards, values = torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.5, 1.0, 1.5]])
+    advantages, returns = L.gae(rewards, values, gamma=0.9, lam=0.8)
+    # delta_2 = 2 - 1.5 = 0.5; delta_1 = 0 + 0.9 * 1.5 - 1 = 0.35; delta_0 = 1 + 0.9 * 1 - 0.5 = 1.4
+    # A_2 = 0.5; A_1 = 0.35 + 0.72 * 0.5 = 0.71; A_0 = 1.4 + 0.72 * 0.71 = 1.9112
+    assert torch.allclose(advantages, torch.tensor([[1.9112, 0.71, 0.5]]))
+    assert torch.allclose(returns, torch.tensor([[2.4112, 1.71, 2.0]]))
+    padded, _ = L.gae(torch.tensor([[1.0, 0.0, 2.0, 9.0]]), torch.tensor([[0.5, 1.0, 1.5, 9.0]]),
+                      mask=torch.tensor([[1, 1, 1, 0]]), gamma=0.9, lam=0.8)
+    assert torch.allclose(padded, torch.tensor([[1.9112, 0.71, 0.5, 0.0]]))  # padding passes nothing back
+    mc, _ = L.gae(rewards, values, gamma=1.0, lam=1.0)
+    assert torch.allclose(mc, torch.tensor([[3.0, 2.0, 2.0]]) - values)  # lambda = 1: return minus value
+
+
+def test_clipped_policy_loss_on_both_sides_of_the_clip():
+    old = torch.zeros(4)
+    logp = torch.log(torch.tensor([1.5, 0.5, 1.5, 0.5])).requires_grad_()
+    advantages = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    per_token = [L.clipped_policy_loss(logp[i : i + 1], old[i : i + 1], advantages[i : i + 1]).item()
+                 for i in range(4)]
+    # A > 0: the gain stops at ratio 1.2, a loss is counted in full; A < 0: the other way round
+    assert per_token == pytest.approx([-1.2, -0.5, 1.5, 0.8])
+    L.clipped_policy_loss(logp, old, advantages).backward()
+    assert logp.grad[0] == 0 and logp.grad[3] == 0 and logp.grad[1] != 0 and logp.grad[2] != 0
+
+
+def test_clipped_value_loss_and_entropy_by_hand():
+    old, returns = torch.tensor([1.0, 1.0, 1.0]), torch.tensor([2.0, 2.0, 2.0])
+    values = torch.tensor([1.5, 0.9, 3.0])
+    each = [L.clipped_value_loss(values[i : i + 1], old[i : i + 1], returns[i : i + 1]).item() for i in range(3)]
+    # 1.5 clips to 1.2: max(0.25, 0.64) / 2; 0.9 is inside: 1.21 / 2; 3.0 clips to 1.2: max(1, 0.64) / 2
+    assert each == pytest.approx([0.32, 0.605, 0.5])
+    assert L.entropy(torch.zeros(4)).item() == pytest.approx(math.log(4))
+    assert L.entropy(torch.tensor([0.0, -1e4])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_reward_and_dpo_losses_by_hand():
+    assert L.reward_loss(torch.tensor([1.0]), torch.tensor([1.0])).item() == pytest.approx(math.log(2))
+    margin = L.reward_loss(torch.tensor([2.0]), torch.tensor([1.0]), margin=torch.tensor([1.0]))
+    assert margin.item() == pytest.approx(math.log(2))  # LLaMA-2's margin: a clear preference must win by more
+    same = torch.tensor([-3.0, -7.0])
+    loss, chosen, rejected = L.dpo_loss(same, same + 1, same, same + 1, beta=0.1)
+    assert loss.item() == pytest.approx(L.LN2) and not chosen.any() and not rejected.any()  # policy = reference
+    loss, chosen, rejected = L.dpo_loss(torch.tensor([-1.0]), torch.tensor([-4.0]), torch.tensor([-2.0]),
+                                        torch.tensor([-2.0]), beta=0.5)
+    assert (chosen.item(), rejected.item()) == (0.5, -1.0)
+    assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1.5))))
+    for beta in (0, -0.1):
+        with pytest.raises(ValueError, match="beta must be a positive number"):
+            L.dpo_loss(same, same, same, same, beta=beta)
+
+
+# --------------------------------------------------------------------------- against TRL
+
+
+@pytest.fixture(scope="module")
+def tiny(ci, tmp_path_factory):
+    """The ci tokenizer with the chat template and an untrained ci decoder."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "alignment-cache")
+    tokenizer = add_chat_template(AutoTokenizer.from_pretrained(zoo.build("tokenizer", ci)))
+    return tokenizer, new_decoder(ci, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def batch_pairs(prompts):
+    train, _ = P.split_pairs(P.comparisons(prompts, label_noise=0.2))
+    return [P.preference_example(p) for p in train[::37][:4]]
+
+
+def test_dpo_loss_agrees_with_trl(tiny, batch_pairs, tmp_path):
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer, decoder = tiny
+    policy, reference = copy.deepcopy(decoder), copy.deepcopy(decoder)
+    with torch.no_grad():  # a policy that has moved away from its reference
+        g = torch.Generator().manual_seed(1)
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, beta=0.3, per_device_train_batch_size=4,
+                     report_to="none", save_strategy="no", disable_tqdm=True, activation_checkpointing=False)
+    trainer = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list(batch_pairs))
+    batch = next(iter(trainer.get_train_dataloader()))
+    theirs = trainer.compute_loss(trainer.model, batch)
+    with torch.no_grad():
+        ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+        policy_logps = L.completion_logps(policy(input_ids=ids, attention_mask=attention).logits, ids, completion)
+        ref_logps = L.completion_logps(reference(input_ids=ids, attention_mask=attention).logits, ids, completion)
+    mine, _, _ = L.dpo_loss(*policy_logps.chunk(2), *ref_logps.chunk(2), beta=0.3)  # the batch is [chosen, rejected]
+    assert abs(mine.item() - math.log(2)) > 0.01  # the policy has moved: a test of more than ln 2
+    assert mine.item() == pytest.approx(theirs.item(), abs=1e-6)
+
+
+def test_reward_loss_agrees_with_trl(tiny, batch_pairs, tmp_path):
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    tokenizer, decoder = tiny
+    model = reward_model_from(decoder)
+    assert model.config.num_labels == 1
+    assert torch.equal(model.model.embed_tokens.weight, decoder.model.embed_tokens.weight)
+    rows = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"], "margin": 0.5}
+            for p in batch_pairs]
+    args = RewardConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=4,
+                        report_to="none", save_strategy="no", disable_tqdm=True, activation_checkpointing=False)
+    trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(rows))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "margin" in batch
+    theirs = trainer.compute_loss(trainer.model, dict(batch))
+    with torch.no_grad():
+        rewards = last_token_rewards(model, batch["input_ids"], batch["attention_mask"])
+        assert torch.allclose(rewards, model(input_ids=batch["input_ids"],
+                                             attention_mask=batch["attention_mask"]).logits.squeeze(-1), atol=1e-6)
+    mine = L.reward_loss(*rewards.chunk(2), margin=batch["margin"])
+    assert mine.item() == pytest.approx(theirs.item(), abs=1e-6)
