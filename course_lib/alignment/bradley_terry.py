@@ -1,4 +1,4 @@
-"""The Bradley-Terry model (브래들리-테리 모형): from pairwise comparisons to scores, and back to probabilities.
+"""The Bradley-Terry 모델: from pairwise comparisons to scores, and back to preference probabilities (선호도 분포).
 
 Each item ``i`` (a response style, a model in an arena) has a score ``r_i``; the chance
 that ``a`` is preferred to ``b`` is ``sigma(r_a - r_b) = 1 / (1 + exp(-(r_a - r_b)))``.
@@ -39,7 +39,8 @@ def win_matrix(pairs, num_items: int) -> torch.Tensor:
     return wins
 
 
-def fit_scores(pairs, num_items: int, *, prior: float = 0.0, tol: float = 1e-10, max_iter: int = 10_000) -> torch.Tensor:
+def fit_scores(pairs, num_items: int, *, prior: float = 0.0, tol: float = 1e-10,
+               max_iter: int = 10_000) -> torch.Tensor:
     """Maximum-likelihood Bradley-Terry scores ``(num_items,)``, centred, from ``(winner, loser)`` pairs.
 
     Minorize-maximize on strengths ``p_i = exp(r_i)``: ``p_i <- W_i / sum_j n_ij / (p_i + p_j)``,

@@ -4,13 +4,13 @@ Reward model (보상 모델): a scalar ``r(x, y)`` per prompt and response, trai
 with ``-log sigma(r_chosen - r_rejected - margin)`` (LLaMA-2 adds a margin that grows with
 how clearly the annotator preferred one response; 0 recovers the Bradley-Terry loss).
 
-DPO (직접 선호 최적화): no reward model; the policy's log-probability ratio to the
+DPO (direct preference optimization): no reward model; the policy's log-probability ratio to the
 reference is the implicit reward, ``beta * (log pi(y|x) - log pi_ref(y|x))``, and the loss is
 the Bradley-Terry loss on those rewards. When the policy equals the reference every
 implicit reward is 0 and the loss is ``ln 2 = 0.693``: where every DPO run starts.
 
-PPO (근접 정책 최적화), per token of a sampled response, with ``mask`` marking the
-response tokens:
+PPO (Proximal Policy Optimization: 강화학습 kept near the reference by a KL-divergence 제약),
+per token of a sampled response, with ``mask`` marking the response tokens:
 
 - the KL to the reference, estimated from the sampled tokens: ``k1 = log pi - log pi_ref``
   (unbiased, can be negative) and ``k3 = (ratio - 1) - log ratio`` with

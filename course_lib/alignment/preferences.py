@@ -1,7 +1,7 @@
 """Preference data (선호도 데이터) from the course world: prompts, responses of known quality, rankings, pairs.
 
-A careful assistant is *helpful* (도움성: correct, complete, concise, in the question's
-language) and *harmless* (무해성: it declines what it should, leaks no personal data
+A careful assistant is *helpful* (유용성: correct, complete, concise, in the question's
+language) and *harmless* (무해함: it declines what it should, leaks no personal data
 (개인정보), invents nothing). Here both are written down as rules, so every response can
 be scored by them: :func:`gold_reward` is the sum of the rules' weights over the rules a
 response keeps. It is the ground truth that a learned reward model (보상 모델) is
@@ -17,7 +17,7 @@ Four kinds of prompts, each in English and Korean, each a chat conversation (sys
 
 Every prompt gets five responses, one of each ``STYLES`` entry, from best to worst by
 design; the rules give them five different gold rewards in that order (a test checks it).
-A ranking of ``n`` responses gives its ``n(n-1)/2`` pairwise comparisons (쌍대 비교);
+A ranking of ``n`` responses gives its ``n(n-1)/2`` pairwise comparisons;
 ``label_noise`` flips a fixed share of them, as annotators disagree.
 
 The rules (``RULES``, weight in parentheses), scored 1 when kept and 0 when broken:
@@ -253,7 +253,7 @@ def comparisons(prompts: list[dict], *, n: int = 5, label_noise: float = 0.0, ru
     ``chosen`` and ``rejected`` (texts), their ``chosen_style``/``rejected_style``, the gold
     ``margin`` (chosen's reward minus rejected's; negative on a flipped pair) and
     ``flipped``. Exactly ``round(label_noise * len(pairs))`` pairs are flipped, a fixed
-    random choice per ``seed``: annotator disagreement (평가자 간 불일치).
+    random choice per ``seed``: annotator disagreement.
     """
     if not isinstance(label_noise, (int, float)) or not 0.0 <= label_noise <= 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5] (above 0.5 the labels say the opposite), got "
