@@ -1,0 +1,9 @@
+"""Chapter 07, learning from human feedback: preference data, Bradley-Terry, reward-model and DPO losses, PPO pieces.
+
+Modules: ``preferences`` (prompts and responses of known quality from the world, the
+written rules as a gold reward, rankings and pairwise comparisons with label noise),
+``bradley_terry`` (preference probabilities and item scores fitted from pairs),
+``reward_model`` (a decoder with a scalar head, read at the last token), ``losses`` (the
+reward model's pairwise loss, the DPO loss, and PPO's pieces: KL estimators, GAE, the
+clipped policy and value losses, entropy).
+"""
