@@ -156,6 +156,7 @@ class InstructExperimentsConfig:
     lr: float = _bounded(2e-3, gt=0.0, help="peak learning rate of full fine-tuning")
     lora_lr: float = _bounded(1e-2, gt=0.0, help="peak learning rate of LoRA (adapters start at zero)")
     lora_ranks: list[int] = field(default_factory=lambda: [8])
+    lora_steps: int = _bounded(300, ge=1, help="steps of each LoRA-or-full run (longer: both must learn something)")
     per_task_cap: int = _bounded(100, ge=1, help="training rows per task and language")
     eval_per_cluster: int = _bounded(12, ge=1, help="test rows scored per cluster and language")
     seeds: int = _bounded(3, ge=1, help="seeds per point of the cluster-count curve")

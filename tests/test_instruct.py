@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from course_lib import zoo
 from course_lib import instruction as I
+from course_lib import zoo
 from course_lib.config import load_config
 from course_lib.instruction.templates import templates
 from course_lib.world import build_world, fresh_names
@@ -213,6 +213,6 @@ def test_the_experiment_artifacts_hold_every_run(cfg, base):
     ablations = zoo.get("instruct-ablations", cfg)
     assert [r["templates"] for r in ablations["template_diversity"]] == ex.template_counts
     assert [r["tuned_on"] for r in ablations["cross_lingual"]] == ["en", "ko", "en+ko"]
-    lora = ablations["lora_vs_full"]
+    lora = zoo.get("instruct-lora", cfg)["lora_vs_full"]
     assert [r["rank"] for r in lora] == [0, *ex.lora_ranks] and lora[0]["share"] == 1
     assert all(0 < r["share"] < 1 and r["seconds_per_step"] > 0 and r["peak_step_bytes"] > 0 for r in lora[1:])

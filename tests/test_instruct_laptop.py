@@ -1,15 +1,15 @@
 """Chapter 06's promised numbers, on the ``laptop`` profile's artifacts (the models the notebook shows).
 
 ``ci``'s models are too small to read or decline, so these use ``base``, ``instruct``,
-``instruct-harness`` and ``instruct-ablations`` of ``laptop``, from the cache when they are
+``instruct-harness`` and ``instruct-lora`` of ``laptop``, from the cache when they are
 there (after ``make course``) and built otherwise: about 20 minutes on one core of a clean
 clone, run on one worker while the other runs the rest of the suite.
 """
 
 import pytest
 
-from course_lib import zoo
 from course_lib import instruction as I
+from course_lib import zoo
 from course_lib.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -52,7 +52,7 @@ def test_instruct_beats_base_zero_shot_on_the_harness_in_each_language(laptop, i
 
 
 def test_lora_reaches_nine_tenths_of_full_fine_tuning_with_a_tenth_of_the_parameters(laptop):
-    table = {r["rank"]: r for r in zoo.get("instruct-ablations", laptop)["lora_vs_full"]}
+    table = {r["rank"]: r for r in zoo.get("instruct-lora", laptop)["lora_vs_full"]}
     full = table[0]
     for rank in laptop.instruct_experiments.lora_ranks:
         assert table[rank]["trainable"] < 0.10 * full["trainable"], table[rank]

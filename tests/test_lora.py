@@ -13,7 +13,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from course_lib.instruction.lora import LoRALinear, apply_lora, merge_lora, trainable_parameters
+from course_lib.instruction.lora import LoRALinear, apply_lora, merge_lora, train_token_rows, trainable_parameters
 from course_lib.models import build_decoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -207,3 +207,22 @@ def test_tied_and_already_adapted_targets_are_refused(base):
     apply_lora(base, ["v_proj"])  # a second call adds adapters and keeps the first ones trainable
     assert {name.rpartition(".")[2] for name in adapters(base)} == {"q_proj", "v_proj"}
     assert all(m.A.requires_grad and m.B.requires_grad for m in adapters(base).values())
+
+
+def test_train_token_rows_moves_only_those_embedding_rows(base, ids):
+    """The chat tokens' embeddings train beside the adapters; every other row stays as pretraining left it."""
+    ours = apply_lora(copy.deepcopy(base), TARGETS, r=R, alpha=ALPHA)
+    rows = [3, 5]
+    assert train_token_rows(ours, rows + [3]) == 2 * base.config.hidden_size
+    weight = ours.get_input_embeddings().weight
+    before = weight.detach().clone()
+    optimizer = torch.optim.AdamW([p for p in ours.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    batch = torch.cat([ids, torch.tensor([[3, 5, 3]]).expand(ids.shape[0], -1)], dim=1)
+    for _ in range(3):
+        ours(batch, labels=batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    moved = (weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    assert moved == rows
+    with pytest.raises(ValueError, match="token_ids: expected ids in"):
+        train_token_rows(ours, [base.config.vocab_size])

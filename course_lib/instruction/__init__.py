@@ -11,15 +11,49 @@ reading exercises about invented people; chat answers and exact match), ``extern
 transfer, LoRA against full fine-tuning; base against instruct on chapter 05's harness).
 """
 
-from .clusters import CLUSTER_OF, CLUSTERS, SYSTEM, instruction_examples, instruction_row, mix, task_sources
-from .experiments import (HARNESS_TASKS, cluster_count, cross_lingual, eval_rows, lora_vs_full, peak_step_memory, short_sft,
-                          template_diversity, harness_comparison)
+from .clusters import (
+                          CLUSTER_OF,
+                          CLUSTERS,
+                          SYSTEM,
+                          instruction_examples,
+                          instruction_row,
+                          mix,
+                          task_sources,
+)
+from .experiments import (
+                          HARNESS_TASKS,
+                          cluster_count,
+                          cross_lingual,
+                          eval_rows,
+                          harness_comparison,
+                          lora_vs_full,
+                          peak_step_memory,
+                          short_sft,
+                          template_diversity,
+)
 from .external import external_conversations
-from .formatting import (CHAT_TEMPLATE, IGNORE, ROLE_TOKENS, add_chat_template, chat_example, check_messages, render_chat,
-                         to_prompt_completion)
-from .instruct import (DECLINES, READ, chat_answers, declines, exact_match, fresh_reading_rows, honesty,
-                       reading_conversations, training_conversations)
-from .lora import LoRALinear, apply_lora, merge_lora, trainable_parameters
+from .formatting import (
+                          CHAT_TEMPLATE,
+                          IGNORE,
+                          ROLE_TOKENS,
+                          add_chat_template,
+                          chat_example,
+                          check_messages,
+                          render_chat,
+                          to_prompt_completion,
+)
+from .instruct import (
+                          DECLINES,
+                          READ,
+                          chat_answers,
+                          declines,
+                          exact_match,
+                          fresh_reading_rows,
+                          honesty,
+                          reading_conversations,
+                          training_conversations,
+)
+from .lora import LoRALinear, apply_lora, merge_lora, train_token_rows, trainable_parameters
 from .sft import check_examples, course_order, pad_rows, sft_own, sft_rows, sft_trl
 from .templates import HELD_OUT, Template, render, template, templates
 
@@ -28,5 +62,5 @@ __all__ = ["HARNESS_TASKS", "harness_comparison", "cluster_count", "cross_lingua
            "HELD_OUT", "Template", "render", "template", "templates", "READ", "chat_answers", "exact_match", "fresh_reading_rows",
            "reading_conversations", "training_conversations", "CHAT_TEMPLATE", "IGNORE", "ROLE_TOKENS",
            "add_chat_template", "chat_example", "check_messages", "render_chat", "to_prompt_completion",
-           "LoRALinear", "apply_lora", "merge_lora", "trainable_parameters", "check_examples", "course_order",
+           "LoRALinear", "apply_lora", "merge_lora", "train_token_rows", "trainable_parameters", "check_examples", "course_order",
            "pad_rows", "sft_own", "sft_rows", "sft_trl"]

@@ -177,6 +177,25 @@ def apply_lora(model: nn.Module, targets: list[str], r: int = 8, alpha: float = 
     return model
 
 
+def train_token_rows(model: nn.Module, token_ids: list[int]) -> int:
+    """Let training change the input-embedding rows of ``token_ids`` only (peft's ``trainable_token_indices``).
+
+    Tokens that pretraining hardly saw, such as the chat format's role and end-of-turn tokens,
+    have embeddings no adapter on a linear layer can fix. This makes the embedding matrix
+    trainable with a gradient hook that zeroes every other row, so with AdamW and no weight
+    decay (decay would shrink every row) only those rows move. Returns how many numbers train.
+    """
+    weight = model.get_input_embeddings().weight
+    ids = sorted(set(token_ids))
+    if not ids or min(ids) < 0 or max(ids) >= weight.shape[0]:
+        raise ValueError(f"token_ids: expected ids in [0, {weight.shape[0]}), got {token_ids!r}")
+    keep = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+    keep[ids] = 1
+    weight.requires_grad_(True)
+    weight.register_hook(lambda grad: grad * keep)
+    return len(ids) * weight.shape[1]
+
+
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every ``LoRALinear`` in ``model`` by its merged ``nn.Linear``, in place; return the model.
 
