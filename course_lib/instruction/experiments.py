@@ -61,9 +61,9 @@ def short_sft(base, rows: list[dict], cfg: Config, *, seed: int = 0, lora_rank: 
     trainable, total = trainable_parameters(model)
     if lora_rank:
         apply_lora(model, LORA_TARGETS, r=lora_rank, alpha=2 * lora_rank)
-        rows = train_token_rows(model, [tokenizer.convert_tokens_to_ids(t) for t in CHAT_TOKENS])
+        token_rows = train_token_rows(model, [tokenizer.convert_tokens_to_ids(t) for t in CHAT_TOKENS])
         adapters, total = trainable_parameters(model)
-        trainable = adapters - model.get_input_embeddings().weight.numel() + rows
+        trainable = adapters - model.get_input_embeddings().weight.numel() + token_rows
     examples = [chat_example(tokenizer, r["messages"], r["id"]) for r in rows]
     examples = [e for e in examples if len(e["input_ids"]) <= cfg.model.max_seq_len]
     steps = steps or p.steps
