@@ -186,6 +186,7 @@ class CompressionConfig:
     sparsities: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9])  # the pruning sweep
     importance: Literal["taylor", "magnitude"] = "taylor"  # structured pruning's score of a head, neuron or layer
     calibration_blocks: int = _bounded(32, ge=1, help="packed blocks the importance scores are measured on")
+    drop_layers: list[int] = field(default_factory=lambda: [1, 2])  # whole layers removed by the sweep's "layers" rows
     recovery_steps: int = _bounded(60, ge=0, help="fine-tune steps after pruning (0: no recovery)")
     recovery_lr: float = _bounded(3e-4, gt=0.0, help="peak learning rate of the recovery fine-tune (base ends at 3e-4)")
     sequence_steps: int = _bounded(150, ge=1, help="fine-tune steps of sequence-level distillation")

@@ -251,3 +251,16 @@ def test_structured_pruning_costs_more_quality_for_fewer_parameters(ci):
     assert unstructured["nonzero"] < dense["nonzero"]
     assert structured["perplexity"] > unstructured["perplexity"] > dense["perplexity"]
     assert unstructured["recovered"] < unstructured["perplexity"] and structured["recovered"] < structured["perplexity"]
+
+
+def test_smaller_models_sit_beside_unstructured_pruning_with_as_many_nonzero_parameters(ci):
+    rows = zoo.get("pruning-sweep", ci)["rows"]
+    dense = next(r for r in rows if r["kind"] == "unstructured" and r["sparsity"] == 0)
+    layers = [r for r in rows if r["kind"] == "layers"]
+    assert [r["layers"] for r in layers] == [ci.model.n_layer - k for k in ci.compression.drop_layers]
+    for i, row in enumerate(rows):
+        if row["kind"] in ("structured", "layers"):
+            matched = rows[i + 1]
+            assert matched["kind"] == "matched" and matched["matches"] == f"{row['kind']} {row['sparsity']:g}"
+            assert matched["parameters"] == dense["parameters"]  # a masked model keeps every entry
+            assert abs(matched["nonzero"] - row["nonzero"]) <= 0.002 * dense["parameters"]  # rounding of the share

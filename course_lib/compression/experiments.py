@@ -7,8 +7,10 @@
   per step with the teacher on the fly against cached top-k logits.
 - ``pruning-sweep`` (:func:`pruning_sweep`): ``base`` pruned to each of ``compression.sparsities``,
   unstructured (global magnitude) and structured (that share of every layer's heads, at most
-  all but one, and FFN neurons, by the ``importance`` score), held-out perplexity before and
-  after the recovery fine-tune, with the parameters left.
+  all but one, and FFN neurons, by the ``importance`` score), and by whole layers
+  (``compression.drop_layers``), each smaller model beside unstructured pruning with as many
+  non-zero parameters; held-out perplexity before and after the recovery fine-tune, with
+  the parameters left.
 - ``kd-sequence`` (:func:`sequence_comparison`): sequence-level distillation of ``instruct``
   into a distilled student: fine-tuned on the teacher's answers against on the true ones.
 """
@@ -29,7 +31,7 @@ from ..config import Config, TrainConfig
 from ..models import count_parameters
 from ..packing import perplexity
 from .distillation import cache_teacher, new_student, sequence_distill, teacher_answers, train_student
-from .pruning import magnitude_prune, nonzero_parameters, recover
+from .pruning import magnitude_prune, nonzero_parameters, prunable_weights, recover
 from .structured import structured_prune
 
 
@@ -110,24 +112,54 @@ def _sweep_row(cfg: Config, kind: str, sparsity: float, model, data: dict, masks
     return row
 
 
-def pruning_sweep(cfg: Config, base, data: dict) -> list[dict]:
-    """One row per kind (``"unstructured"``, ``"structured"``) and sparsity: parameters (all and non-zero),
-    held-out perplexity, and after ``compression.recovery_steps`` of fine-tuning (``recovered``).
+def calibration_blocks(cfg: Config, data: dict, batch_size: int = 8) -> list[dict]:
+    """The first ``compression.calibration_blocks`` training blocks in batches: what importance scores are measured on."""
+    n = cfg.compression.calibration_blocks
+    return [{k: torch.stack([data["train"][i][k] for i in range(j, min(j + batch_size, n))])
+             for k in ("input_ids", "position_ids")} for j in range(0, n, batch_size)]
 
-    Structured removes ``min(s, 1 - 1/H)`` of every layer's heads and ``s`` of its FFN neurons.
+
+def pruning_sweep(cfg: Config, base, data: dict) -> list[dict]:
+    """One row per pruned model: its kind, parameters (all and non-zero), held-out perplexity, and after
+    ``compression.recovery_steps`` of fine-tuning (``recovered``).
+
+    - ``"unstructured"``: global magnitude pruning at each of ``compression.sparsities``;
+    - ``"structured"``: ``min(s, 1 - 1/H)`` of every layer's heads and ``s`` of its FFN neurons removed
+      (each sparsity above 0);
+    - ``"layers"``: the ``compression.drop_layers`` least important whole layers removed;
+    - ``"matched"``: for each structured and layers row, unstructured pruning that leaves the same
+      number of non-zero parameters (``matches`` names the row): quality at an equal parameter count.
+
+    Importance by ``compression.importance`` on :func:`calibration_blocks`.
     """
     c = cfg.compression
-    calibration = [{k: torch.stack([data["train"][i][k] for i in range(j, min(j + 8, c.calibration_blocks))])
-                    for k in ("input_ids", "position_ids")} for j in range(0, c.calibration_blocks, 8)]
-    heads = base.model.config.num_attention_heads
-    rows = []
+    calibration = calibration_blocks(cfg, data)
+    heads, n_layers = base.model.config.num_attention_heads, base.model.config.num_hidden_layers
+    prunable = sum(w.numel() for w in prunable_weights(base.model).values())
+    rows, smaller = [], []
     for s in c.sparsities:
         pruned, masks = magnitude_prune(base.model, s, scope="global")
         rows.append(_sweep_row(cfg, "unstructured", s, pruned, data, masks))
-        smaller, removed = structured_prune(base.model, calibration, head_share=min(s, 1 - 1 / heads),
-                                            neuron_share=s, score=c.importance)
-        rows.append(_sweep_row(cfg, "structured", s, smaller, data) | {"heads": smaller.config.num_attention_heads,
-                                                                       "intermediate": smaller.config.intermediate_size})
+        if s == 0:
+            continue  # nothing to remove: the unstructured row at 0 is the unpruned model
+        model, _ = structured_prune(base.model, calibration, head_share=min(s, 1 - 1 / heads), neuron_share=s,
+                                    score=c.importance)
+        smaller.append((("structured", s), model))
+    for k in c.drop_layers:
+        if not 0 < k < n_layers:
+            raise ValueError(f"compression.drop_layers has {k}: the model has {n_layers} layers, so between 1 and "
+                             f"{n_layers - 1} can go")
+        model, removed = structured_prune(base.model, calibration, layers=k, score=c.importance)
+        smaller.append((("layers", k / n_layers), model))
+    for (kind, s), model in smaller:
+        extra = {"heads": model.config.num_attention_heads, "intermediate": model.config.intermediate_size,
+                 "layers": model.config.num_hidden_layers}
+        rows.append(_sweep_row(cfg, kind, s, model, data) | extra)
+        gone = count_parameters(base.model) - rows[-1]["parameters"]
+        if gone:
+            share = gone / prunable
+            pruned, masks = magnitude_prune(base.model, share, scope="global")
+            rows.append(_sweep_row(cfg, "matched", share, pruned, data, masks) | {"matches": f"{kind} {s:g}"})
     return rows
 
 
