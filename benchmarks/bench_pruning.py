@@ -11,7 +11,9 @@ the weights learned. At each ``--sparsity`` s it compares:
 - ``csr kernel``: the same pruned weights as ``torch.sparse_csr`` matrices, each linear layer
   a sparse-dense product (``torch.sparse.mm``): torch's sparse kernel on this CPU;
 - ``structured``: s of every layer's FFN neurons and of its heads (all but one at most)
-  removed (magnitude score), a smaller Llama run by the dense kernel.
+  removed (magnitude score), a smaller Llama run by the dense kernel;
+- ``layers``: s of the whole layers removed (rounded, all but one at most; magnitude score),
+  a shallower Llama: fewer matrices per token, not only smaller ones.
 
 Time per token: greedy generation at batch 1, ``--new-tokens`` after an 8-token prompt,
 key/value cache, the median over interleaved rounds (dense, masked, csr, structured, ...).
@@ -61,7 +63,7 @@ def with_csr_kernels(model: torch.nn.Module, masks: dict) -> torch.nn.Module:
 def disk_and_resident(models: dict, masks: dict, folder: Path) -> dict[str, tuple[int, int]]:
     """``{variant: (bytes on disk, resident bytes once loaded)}``: dense files, and the pruned weights as CSR."""
     out = {}
-    for name in ("dense", "structured"):
+    for name in ("dense", "structured", "layers"):
         models[name].save_pretrained(folder / name)
         path = folder / name / "model.safetensors"
         out[name] = (path.stat().st_size, resident_bytes(path))
@@ -88,13 +90,16 @@ def main() -> None:
         masked, masks = magnitude_prune(dense, s)
         heads = dense.config.num_attention_heads
         structured, _ = structured_prune(dense, head_share=min(s, 1 - 1 / heads), neuron_share=s, score="magnitude")
+        n_layers = dense.config.num_hidden_layers
+        fewer_layers, _ = structured_prune(dense, layers=min(n_layers - 1, round(s * n_layers)), score="magnitude")
         models = {"dense": dense, "masked": masked, "csr kernel": with_csr_kernels(masked, masks),
-                  "structured": structured}
+                  "structured": structured, "layers": fewer_layers}
         times = time_generation(models, 1, args.new_tokens, args.rounds)
         with tempfile.TemporaryDirectory() as folder:
             sizes = disk_and_resident(models, masks, Path(folder))
         params = {"dense": count_parameters(dense), "masked": nonzero_parameters(masked),
-                  "csr kernel": nonzero_parameters(masked), "structured": count_parameters(structured)}
+                  "csr kernel": nonzero_parameters(masked), "structured": count_parameters(structured),
+                  "layers": count_parameters(fewer_layers)}
         print(f"\nsparsity {s:.0%} of the blocks' linear weights (embedding and tied output layer dense)")
         print(f"{'variant':<12}{'params M':>10}{'disk MB':>9}{'x dense':>8}{'resident MB':>13}{'x dense':>8}"
               f"{'ms/token':>10}{'x dense':>8}")
