@@ -59,7 +59,8 @@ from .pruning import (SCOPES, apply_masks, check_sparsity, csr_bytes_estimate, d
                       save_sparse, sparsity_of)
 from .structured import (SCORES, check_llama, importance, least_important, magnitude_importance, mask_structures,
                          shrink, structured_prune, taylor_importance)
-from .experiments import kd_comparison, kd_speed, paired_interval, pruning_sweep, sequence_comparison, temperature_sweep
+from .experiments import (calibration_blocks, kd_comparison, kd_speed, paired_interval, pruning_sweep,
+                          sequence_comparison, temperature_sweep)
 
 __all__ = [
     "RANGE_METHODS", "SKIP", "QuantLinear", "activation_range", "calibrate", "calibration_batches", "captured_inputs",
@@ -82,5 +83,6 @@ __all__ = [
     "save_sparse", "sparsity_of",
     "SCORES", "check_llama", "importance", "least_important", "magnitude_importance", "mask_structures", "shrink",
     "structured_prune", "taylor_importance",
-    "kd_comparison", "kd_speed", "paired_interval", "pruning_sweep", "sequence_comparison", "temperature_sweep",
+    "calibration_blocks", "kd_comparison", "kd_speed", "paired_interval", "pruning_sweep", "sequence_comparison",
+    "temperature_sweep",
 ]
