@@ -240,6 +240,9 @@ def test_distilled_students_beat_direct_ones_at_every_seed(ci):
     rows = results["comparison"]["rows"]
     assert len(rows) == ci.compression.seeds and all(r["distilled"] < r["direct"] for r in rows)
     assert results["comparison"]["gap"]["mean"] > 0
+    sweep = {(r["alpha"], r["temperature"]): r["perplexity"] for r in results["temperatures"]}
+    assert set(sweep) == {(a, T) for a in (0.5, 1.0) for T in ci.compression.temperatures}
+    assert sweep[ci.compression.alpha, ci.compression.temperature] == rows[0]["distilled"]  # the seed-0 run, reused
     speed = results["speed"]["seconds_per_step"]
     assert speed["cached"] < speed["on_the_fly"]  # the teacher's forward pass is what caching saves
 

@@ -67,19 +67,23 @@ def kd_comparison(cfg: Config, base, data: dict, cache) -> dict:
             "teacher_parameters": count_parameters(base.model), "teacher": perplexity(base.model, data["eval"])}
 
 
-def temperature_sweep(cfg: Config, base, data: dict, cache, done: dict | None = None) -> list[dict]:
-    """The distilled student's held-out perplexity at each of ``compression.temperatures`` (seed ``run.seed``).
+def temperature_sweep(cfg: Config, base, data: dict, cache, done: dict | None = None,
+                      alphas: tuple[float, ...] = (0.5, 1.0)) -> list[dict]:
+    """The distilled student's held-out perplexity at each of ``compression.temperatures`` and each soft-term
+    weight of ``alphas`` (Hinton's even mix, and the teacher alone), seed ``run.seed``:
+    ``[{"alpha", "temperature", "perplexity"}]``.
 
-    ``done``: ``{temperature: perplexity}`` already measured at that seed (reused, not retrained).
+    ``done``: ``{(alpha, temperature): perplexity}`` already measured at that seed (reused, not retrained).
     """
     rows = []
-    for T in cfg.compression.temperatures:
-        if done and T in done:
-            rows.append({"temperature": T, "perplexity": done[T]})
-            continue
-        student = new_student(cfg, base.tokenizer, seed=cfg.run.seed)
-        train_student(cfg, student, cache, temperature=T, seed=cfg.run.seed)
-        rows.append({"temperature": T, "perplexity": perplexity(student, data["eval"])})
+    for alpha in alphas:
+        for T in cfg.compression.temperatures:
+            if done and (alpha, T) in done:
+                rows.append({"alpha": alpha, "temperature": T, "perplexity": done[alpha, T]})
+                continue
+            student = new_student(cfg, base.tokenizer, seed=cfg.run.seed)
+            train_student(cfg, student, cache, temperature=T, alpha=alpha, seed=cfg.run.seed)
+            rows.append({"alpha": alpha, "temperature": T, "perplexity": perplexity(student, data["eval"])})
     return rows
 
 
@@ -215,7 +219,7 @@ def _build_students(cfg: Config, out: Path) -> None:
     cache = cache_teacher(base.model, data["train"], cfg.compression.top_k)
     speed = kd_speed(cfg, base, data, cache, time.perf_counter() - cache_start)
     comparison = kd_comparison(cfg, base, data, cache)
-    done = {cfg.compression.temperature: comparison["rows"][0]["distilled"]}
+    done = {(cfg.compression.alpha, cfg.compression.temperature): comparison["rows"][0]["distilled"]}
     sweep = temperature_sweep(cfg, base, data, cache, done)
     _save({"comparison": comparison, "temperatures": sweep, "speed": speed,
            "seconds": time.perf_counter() - start}, out)
