@@ -267,3 +267,11 @@ def test_smaller_models_sit_beside_unstructured_pruning_with_as_many_nonzero_par
             assert matched["kind"] == "matched" and matched["matches"] == f"{row['kind']} {row['sparsity']:g}"
             assert matched["parameters"] == dense["parameters"]  # a masked model keeps every entry
             assert abs(matched["nonzero"] - row["nonzero"]) <= 0.002 * dense["parameters"]  # rounding of the share
+
+
+def test_sequence_distillation_starts_from_instruct_with_half_its_layers(ci):
+    results = zoo.get("kd-sequence", ci)
+    assert len(results["removed_layers"]) == max(1, ci.model.n_layer // 2)
+    assert results["student_parameters"] < results["teacher_parameters"]
+    assert results["teacher_answered"] <= results["rows"] == min(ci.compression.sequence_rows, results["rows"])
+    assert {"untuned", "true_answers", "teacher_answers"} <= set(results)

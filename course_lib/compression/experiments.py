@@ -12,7 +12,8 @@
   non-zero parameters; held-out perplexity before and after the recovery fine-tune, with
   the parameters left.
 - ``kd-sequence`` (:func:`sequence_comparison`): sequence-level distillation of ``instruct``
-  into a distilled student: fine-tuned on the teacher's answers against on the true ones.
+  into ``instruct`` pruned to half its layers (the least important by ``compression.importance``):
+  fine-tuned on the teacher's answers against on the true ones.
 """
 
 from __future__ import annotations
@@ -168,8 +169,9 @@ def pruning_sweep(cfg: Config, base, data: dict) -> list[dict]:
 
 
 def sequence_comparison(cfg: Config, instruct, student) -> dict:
-    """Sequence-level KD: copies of ``student`` (a small pretrained model) fine-tuned on the teacher's greedy answers
-    and on the true answers of the same ``compression.sequence_rows`` instruction rows, same steps and seed.
+    """Sequence-level KD: copies of ``student`` (a smaller model that already speaks the chat format) fine-tuned on
+    the teacher's greedy answers and on the true answers of the same ``compression.sequence_rows`` instruction
+    rows, same steps and seed, beside the student as it came (``untuned``).
 
     Scored by exact match (``instruction.exact_match``) on chapter 06's test rows, and by how
     often the student's answer equals the teacher's (``agreement``).
@@ -189,10 +191,13 @@ def sequence_comparison(cfg: Config, instruct, student) -> dict:
     train_cfg = TrainConfig(max_steps=c.sequence_steps, batch_size=16, lr=1e-3, warmup_steps=c.sequence_steps // 10,
                             weight_decay=0.0, eval_every=0, progress=False)
     out = {"teacher_em": float(np.mean([s["correct"] for s in teacher_scored])), "rows": len(rows),
-           "teacher_answered": len(distilled_rows), "answer_seconds": answer_seconds, "n_test": len(test)}
-    for name, train_rows in (("true_answers", rows), ("teacher_answers", distilled_rows)):
+           "teacher_answered": len(distilled_rows), "answer_seconds": answer_seconds, "n_test": len(test),
+           "student_parameters": count_parameters(student), "teacher_parameters": count_parameters(instruct.model)}
+    for name, train_rows in (("untuned", None), ("true_answers", rows), ("teacher_answers", distilled_rows)):
         model = copy.deepcopy(student)
-        sequence_distill(model, tokenizer, train_rows, train_cfg, seed=cfg.run.seed, max_length=cfg.model.max_seq_len)
+        if train_rows is not None:
+            sequence_distill(model, tokenizer, train_rows, train_cfg, seed=cfg.run.seed,
+                             max_length=cfg.model.max_seq_len)
         scored = exact_match(model, tokenizer, test)
         out[name] = {"em": float(np.mean([s["correct"] for s in scored])),
                      "agreement": float(np.mean([s["output"] == t["output"] for s, t in zip(scored, teacher_scored)]))}
@@ -235,11 +240,12 @@ def _build_sweep(cfg: Config, out: Path) -> None:
 
 @zoo.register("kd-sequence", load=_load, sections=_SECTIONS + ("instruct", "instruct_experiments"),
               deps=("base", "pretrain-data", "instruct"),
-              description="chapter 09: sequence-level distillation of instruct into a small student")
+              description="chapter 09: instruct pruned to half its layers, recovered on instruct's answers or the true ones")
 def _build_sequence(cfg: Config, out: Path) -> None:
     start = time.perf_counter()
-    base, data = zoo.get("base", cfg), zoo.get("pretrain-data", cfg)
-    student = new_student(cfg, base.tokenizer)
-    train_student(cfg, student, cache_teacher(base.model, data["train"], cfg.compression.top_k), seed=cfg.run.seed)
-    results = sequence_comparison(cfg, zoo.get("instruct", cfg), student)
-    _save(results | {"seconds": time.perf_counter() - start}, out)
+    instruct, data = zoo.get("instruct", cfg), zoo.get("pretrain-data", cfg)
+    layers = instruct.model.config.num_hidden_layers
+    student, removed = structured_prune(instruct.model, calibration_blocks(cfg, data), layers=max(1, layers // 2),
+                                        score=cfg.compression.importance)
+    results = sequence_comparison(cfg, instruct, student)
+    _save(results | {"removed_layers": removed["layers"], "seconds": time.perf_counter() - start}, out)
