@@ -109,3 +109,86 @@ def test_exact_match_and_hallucination_by_hand(ci):
     assert table["rag"]["false_premise"]["mean"] == 0.0 and table["rag"]["unanswerable"]["mean"] == 0.5
     rows = premise_questions(ci)
     assert rows and {r["task"] for r in rows} == {"false_premise", "unanswerable"}
+
+
+# --------------------------------------------------------------------------- QASA
+
+
+@pytest.fixture(scope="module")
+def tiny(reader):
+    from course_lib.retrieval import Corpus
+    from course_lib.retrieval.qasa import Qasa, question_vocabulary
+
+    texts = {"bio": "Dapuda Ron was born in Gego. Dapuda Ron was born in the year 1950.",
+             "city": "Gego is a city in Kolan. Gego was founded in 1801.",
+             "org": "Tajen University was founded by Mira Son.",
+             "news": "Jujol Marathon 2025 took place in Gego. It was organized by Tajen University.",
+             "other": "Bria is a city in Nijol.", "filler": "The weather was mild and the harbor was quiet.",
+             "coast": "Kolan is a country with a long coast."}
+    corpus = Corpus(tuple(texts), tuple(texts.values()), ("en",) * len(texts))
+    sparse = SparseRetriever(corpus)
+    rag = RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512)  # tests that read patch the reader
+    return Qasa(rag, sparse, select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary())
+
+
+def test_selection_scores_by_idf_weighted_coverage(tiny):
+    terms = tiny.terms("Who organized Jujol Marathon 2025?", "en")
+    assert "who" not in terms and set(terms) == {"organized", "jujol", "marathon", "2025"}
+    assert tiny.coverage(terms, "Jujol Marathon 2025 was organized by X.", "en") == 1.0
+    part = tiny.coverage(terms, "The Jujol games.", "en")
+    assert part == pytest.approx(terms["jujol"] / sum(terms.values()))
+    ranking = [("news", 3.0), ("org", 1.0), ("filler", 0.5)]
+    selection = tiny.select(terms, "en", ranking)
+    assert [s.kept for s in selection] == [True, False, False]  # org and filler cover < half of the question
+
+
+def test_two_hops_and_one_rationale_per_kept_passage(tiny):
+    question = "In which country is the city where Dapuda Ron was born?"
+    ranking = tiny.sparse.search(question, 3, "en")
+    selection, rationales = tiny.evidence(question, "en", ranking)
+    assert [(r.pid, r.text) for r in rationales][0] == ("bio", "Dapuda Ron was born in Gego.")
+    assert rationales[-1].pid == "city" and rationales[-1].text == "Gego is a city in Kolan."  # the bridge: Gego
+    assert [(s.hop, s.kept) for s in selection if s.pid == "city"] in ([(2, True)], [(1, False), (2, True)])
+    assert len({r.pid for r in rationales}) == len(rationales) == sum(s.kept for s in selection)
+
+
+def test_qasa_declines_what_no_evidence_speaks_of(tiny, monkeypatch):
+    from course_lib.world.tasks import _UNKNOWN
+
+    monkeypatch.setattr(rag_module, "chat_answers", lambda model, tok, prompts, **kw: ["Kolan"] * len(prompts))
+    unknown, answered = tiny.answer_many(["What is the favourite colour of Dapuda Ron?",
+                                          "In which country is the city where Dapuda Ron was born?"], ["en", "en"])
+    assert unknown.declined and unknown.reply == _UNKNOWN["en"] and not unknown.cited
+    assert tiny.missing(unknown.question, "en", "Dapuda Ron was born in Gego.") == ["favourite", "colour"]
+    assert not answered.declined and answered.answer == "Kolan" and answered.cited == ["city"]
+    # the ablations: no selection keeps every retrieved passage and never declines; no rationales reads passages whole
+    (no_select,) = tiny.answer_many(["What is the favourite colour of Dapuda Ron?"], ["en"], select=False)
+    assert not no_select.declined and all(s.kept for s in no_select.selection) and len(no_select.selection) == 3
+    (whole,) = tiny.answer_many(["In which country is the city where Dapuda Ron was born?"], ["en"], rationales=False)
+    assert whole.cited == ["city"] and whole.reply == "Kolan"
+
+
+def test_render_html_shows_answer_and_evidence(tiny, monkeypatch):
+    from course_lib.retrieval.qasa import render_html
+
+    monkeypatch.setattr(rag_module, "chat_answers", lambda model, tok, prompts, **kw: ["Kolan"] * len(prompts))
+    (a,) = tiny.answer_many(["In which country is the city where Dapuda Ron was born?"], ["en"])
+    a.reply += " <b>"
+    page = render_html(a)
+    assert "Kolan &lt;b&gt;" in page and "<td>Gego is a city in Kolan.</td>" in page
+    assert page.count("<tr class=") == len(a.selection) and "<tr class='cited'><td>city</td><td>2</td>" in page
+
+
+def test_multi_passage_questions_need_two_passages(ci, corpus):
+    from course_lib.retrieval.qasa import multi_passage_questions
+    from course_lib.world import build_world, load
+
+    rows = multi_passage_questions(ci, corpus, n_per_kind=5)
+    assert {r["kind"] for r in rows} == {"birth_country", "inventor_birthplace"} and {r["lang"] for r in rows} <= {"en", "ko"}
+    docs = {d["id"]: d for d in load("documents", ci)}
+    g = build_world(ci.world).graph
+    for r in rows:
+        first, second = r["hops"]
+        assert first and second and not set(first) & set(second)
+        assert all(docs[p]["lang"] == r["lang"] for p in first + second)
+        assert r["answer"] in {g.name(e, r["lang"]) for e in g.ids_of("country" if r["kind"] == "birth_country" else "city")}
