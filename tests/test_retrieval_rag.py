@@ -146,7 +146,7 @@ def test_two_hops_and_one_rationale_per_kept_passage(tiny):
     question = "In which country is the city where Dapuda Ron was born?"
     ranking = tiny.sparse.search(question, 3, "en")
     selection, rationales = tiny.evidence(question, "en", ranking)
-    assert [(r.pid, r.text) for r in rationales][0] == ("bio", "Dapuda Ron was born in Gego.")
+    assert (rationales[0].pid, rationales[0].text) == ("bio", "Dapuda Ron was born in Gego.")
     assert rationales[-1].pid == "city" and rationales[-1].text == "Gego is a city in Kolan."  # the bridge: Gego
     assert [(s.hop, s.kept) for s in selection if s.pid == "city"] in ([(2, True)], [(1, False), (2, True)])
     assert len({r.pid for r in rationales}) == len(rationales) == sum(s.kept for s in selection)
@@ -192,3 +192,22 @@ def test_multi_passage_questions_need_two_passages(ci, corpus):
         assert first and second and not set(first) & set(second)
         assert all(docs[p]["lang"] == r["lang"] for p in first + second)
         assert r["answer"] in {g.name(e, r["lang"]) for e in g.ids_of("country" if r["kind"] == "birth_country" else "city")}
+
+
+# --------------------------------------------------------------------------- the experiments
+
+
+def test_compare_scores_rag_qasa_and_ablations(tiny, monkeypatch):
+    from course_lib.retrieval.rag_eval import compare, paired
+
+    assert paired([True, True, False], [False, True, False])["mean"] == pytest.approx(1 / 3)
+    replies = {"rag": "Gego", "qasa": "Kolan"}
+    # a reader that answers Kolan when the prompt shows the rationale alone (not the whole passage), else Gego
+    monkeypatch.setattr(rag_module, "chat_answers", lambda model, tok, prompts, **kw: [
+        replies["qasa"] if "[city] Gego is a city in Kolan.\n" in p[-1]["content"] else replies["rag"] for p in prompts])
+    rows = [{"question": "In which country is the city where Dapuda Ron was born?", "lang": "en", "answer": "Kolan"},
+            {"question": "What is the favourite colour of Dapuda Ron?", "lang": "en", "answer": "-"}]
+    table = compare(tiny.rag, tiny, rows)
+    assert table["n"] == 2 and table["rag"]["em"] == 0.0 and table["qasa"]["em"] == 0.5
+    assert table["qasa"]["declined"] == 0.5 and table["qasa_no_selection"]["declined"] == 0.0
+    assert table["qasa_minus_rag"]["mean"] == 0.5 and "<div class='qasa'>" in table["example_html"]
