@@ -168,6 +168,18 @@ def test_qasa_declines_what_no_evidence_speaks_of(tiny, monkeypatch):
     assert whole.cited == ["city"] and whole.reply == "Kolan"
 
 
+def test_qasa_bad_input_is_named(tiny):
+    from course_lib.retrieval.qasa import Qasa
+
+    for query in ("", " \t"):
+        with pytest.raises(QueryError, match="empty query"):
+            tiny.answer_many([query], ["en"])
+    with pytest.raises(ValueError, match="0 <= select_threshold <= 1"):
+        Qasa(tiny.rag, tiny.sparse, select_threshold=1.5)
+    with pytest.raises(ValueError, match="keep >= 1"):
+        Qasa(tiny.rag, tiny.sparse, keep=0)
+
+
 def test_render_html_shows_answer_and_evidence(tiny, monkeypatch):
     from course_lib.retrieval.qasa import render_html
 

@@ -95,6 +95,9 @@ class Qasa:
     def __init__(self, rag: RAG, sparse: SparseRetriever, *, select_threshold: float = 0.5,
                  rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 3,
                  question_vocab=frozenset()):
+        if not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1:
+            raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2 and "
+                             f"bridges >= 1; got {select_threshold}, {rare_share}, {keep}, {hops}, {bridges}")
         self.rag, self.sparse, self.bridges, self.question_vocab = rag, sparse, bridges, frozenset(question_vocab)
         self.select_threshold, self.keep, self.hops = select_threshold, keep, hops
         self.rare_idf = float(np.log1p((sparse.bm25.n_docs - rare_share * sparse.bm25.n_docs + 0.5)
