@@ -4,7 +4,6 @@ import pytest
 
 from course_lib import zoo
 from course_lib.instruction.clusters import SYSTEM
-from course_lib.instruction.instruct import READ
 from course_lib.retrieval import QueryError, SparseRetriever, eval_queries, world_corpus
 from course_lib.retrieval import rag as rag_module
 from course_lib.retrieval.rag import RAG, clean, hallucination_table, is_correct, premise_questions
@@ -30,10 +29,14 @@ def rag(corpus, reader):
 def test_prompt_is_a_reading_exercise_with_ids(rag):
     messages = rag.messages("Who organized X?", "en", [("news-1", "Title\n\nBody one.\n"), ("web-2", "Two.")])
     assert messages == [{"role": "system", "content": SYSTEM["en"]},
-                        {"role": "user", "content": f"{READ['en']}\n[news-1] Title Body one.\n[web-2] Two.\nWho organized X?"}]
+                        {"role": "user", "content": "Read the passage and answer the question.\n\nPassage: [news-1] "
+                                                    "Title Body one.\n[web-2] Two.\n\nQuestion: Who organized X?"}]
+    ko = rag.messages("X는?", "ko", [("p", "본문.")])[1]["content"]
+    assert ko == "지문을 읽고 질문에 답하세요.\n\n지문: [p] 본문.\n\n질문: X는?"
 
 
-def test_overflow_drops_the_lowest_ranked_passages(rag):
+def test_overflow_drops_the_lowest_ranked_passages(corpus, reader):
+    rag = RAG(SparseRetriever(corpus), corpus, reader.model, reader.tokenizer, max_new_tokens=8)  # ci: 128 tokens
     question, lang = "Where was Dapuda born?", "en"
     passages = [(f"p{i}", f"Person {i} was born in Gego in {1950 + i}.") for i in range(12)]
     budget = rag.context - rag.max_new_tokens
@@ -45,7 +48,8 @@ def test_overflow_drops_the_lowest_ranked_passages(rag):
     assert rag.tokens(messages) <= budget < rag.tokens(rag.messages(question, lang, passages[: kept + 1]))
 
 
-def test_a_passage_too_long_alone_is_cut(rag):
+def test_a_passage_too_long_alone_is_cut(corpus, reader):
+    rag = RAG(SparseRetriever(corpus), corpus, reader.model, reader.tokenizer, max_new_tokens=8)
     long = " ".join(["Dapuda was born in Gego."] * 200)
     messages, dropped, truncated = rag.fit("Where was Dapuda born?", "en", [("p1", long), ("p2", "short")])
     assert truncated and dropped == 1

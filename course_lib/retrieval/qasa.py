@@ -94,11 +94,12 @@ class Qasa:
 
     def __init__(self, rag: RAG, sparse: SparseRetriever, *, select_threshold: float = 0.5,
                  rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 3,
-                 question_vocab=frozenset()):
+                 question_vocab=frozenset(), margin: float = 0.0):
         if not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1:
             raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2 and "
                              f"bridges >= 1; got {select_threshold}, {rare_share}, {keep}, {hops}, {bridges}")
         self.rag, self.sparse, self.bridges, self.question_vocab = rag, sparse, bridges, frozenset(question_vocab)
+        self.margin = margin
         self.select_threshold, self.keep, self.hops = select_threshold, keep, hops
         self.rare_idf = float(np.log1p((sparse.bm25.n_docs - rare_share * sparse.bm25.n_docs + 0.5)
                                        / (rare_share * sparse.bm25.n_docs + 0.5)))  # the IDF of a term that rare
@@ -159,6 +160,12 @@ class Qasa:
             for s in selection:
                 s.kept = True
         rationales = [self.rationale(terms, s.pid, lang) for s in selection if s.kept]
+        if select and rationales:  # keep the passages whose evidence is (nearly) the best: a weak one only distracts
+            best = max(r.score for r in rationales)
+            weak = {r.pid for r in rationales if r.score < best - self.margin}
+            rationales = [r for r in rationales if r.pid not in weak]
+            for s in selection:
+                s.kept = s.kept and s.pid not in weak
         if select and self.hops > 1 and rationales:
             selection, rationales = self.associate(terms, lang, selection, rationales)
         return selection, rationales
