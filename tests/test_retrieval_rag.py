@@ -227,3 +227,8 @@ def test_compare_scores_rag_qasa_and_ablations(tiny, monkeypatch):
     assert table["n"] == 2 and table["rag"]["em"] == 0.0 and table["qasa"]["em"] == 0.5
     assert table["qasa"]["declined"] == 0.5 and table["qasa_no_selection"]["declined"] == 0.0
     assert table["qasa_minus_rag"]["mean"] == 0.5 and "<div class='qasa'>" in table["example_html"]
+
+
+def test_fits_says_whether_a_question_leaves_room(rag):
+    assert rag.fits("Where was Dapuda born?", "en")
+    assert not rag.fits("born " * 200, "en")

@@ -115,6 +115,10 @@ class RAG:
         user = templates("qa_open", lang)[READING_TEMPLATE].instruction.format(context=context, question=question)
         return [{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": user}]
 
+    def fits(self, question: str, lang: str) -> bool:
+        """Whether the prompt with no passage leaves ``max_new_tokens`` of the reader's context for the answer."""
+        return self.tokens(self.messages(question, lang, [])) <= self.context - self.max_new_tokens
+
     def fit(self, question: str, lang: str, passages: list[tuple[str, str]]) -> tuple[list[dict], int, bool]:
         """(messages, dropped, truncated): the best passages that fit ``context - max_new_tokens`` tokens.
 

@@ -12,7 +12,11 @@
   bootstrap intervals of each difference; the same systems on the single-passage fact
   questions (``single``).
 
-    zoo.get("rag-eval")   {"cutoff", "hallucination", "answered", "multi", "single", "examples", "seconds"}
+    zoo.get("rag-eval")   {"cutoff", "hallucination", "answered", "multi", "single", "examples", "too_long",
+                           "seconds"}
+
+Questions whose prompt alone leaves no room for the answer in the reader's context (only on
+``ci``'s 128 tokens) are left out and counted per set in ``too_long``.
 """
 
 from __future__ import annotations
@@ -71,13 +75,19 @@ def rag_experiments(cfg: Config, reader, *, k: int = 5) -> dict:
     sparse = SparseRetriever(corpus)
     rag = RAG(sparse, corpus, reader.model, reader.tokenizer, k=k)
     qasa = Qasa(rag, sparse, question_vocab=question_vocabulary(sparse.ko))
-    facts = eval_queries(cfg, corpus)
-    results: dict = {"passages": len(corpus), "k": k, "reader_context": rag.context}
+    results: dict = {"passages": len(corpus), "k": k, "reader_context": rag.context, "too_long": {}}
+
+    def fitting(name: str, rows: list[dict]) -> list[dict]:  # a question the reader cannot even read is counted out
+        kept = [r for r in rows if rag.fits(r["question"], r["lang"])]
+        results["too_long"][name] = len(rows) - len(kept)
+        return kept
+
+    facts = fitting("facts", eval_queries(cfg, corpus))
     cutoff = cutoff_table(rag, facts)
     results["cutoff"] = {key: value for key, value in cutoff.items() if key != "rows"}
     results["examples"] = [r for r in cutoff["rows"] if r["after_cutoff"]][:6]
 
-    premise = premise_questions(cfg)
+    premise = fitting("premise", premise_questions(cfg))
     questions, langs = [q["question"] for q in premise], [q["lang"] for q in premise]
     replies = {"closed_book": closed_book(reader.model, reader.tokenizer, questions, langs),
                "rag": [a.reply for a in rag.answer_many(questions, langs)],
@@ -90,7 +100,7 @@ def rag_experiments(cfg: Config, reader, *, k: int = 5) -> dict:
     results["answered"] = {name: sum(not declines(r, q["lang"]) for r, q in zip(said, facts)) / len(facts)
                            for name, said in (("closed_book", [r["closed_book"] for r in cutoff["rows"]]),
                                               ("rag", [r["rag"] for r in cutoff["rows"]]), ("qasa", qasa_facts))}
-    results["multi"] = compare(rag, qasa, multi_passage_questions(cfg, corpus))
+    results["multi"] = compare(rag, qasa, fitting("multi", multi_passage_questions(cfg, corpus)))
     results["single"] = compare(rag, qasa, facts)
     results["seconds"] = time.perf_counter() - start
     return results
