@@ -9,7 +9,10 @@ from scratch with Lucene's IDF, equal to ``bm25s``; the sparse retriever), ``den
 IVF and HNSW indexes, the recall/latency trade-off, the saved and checked ``DenseIndex``,
 the ``retrieval-index`` recipe), ``hybrid`` (reciprocal rank fusion, weighted score
 fusion), ``metrics`` (recall@k, MRR, nDCG@k), ``compare`` (every method side by side, per
-language).
+language), ``rag`` (retriever + ``instruct`` reader, the prompt fitted to its context, citations,
+closed-book baseline, cutoff and hallucination tables), ``qasa`` (selection, rationales,
+composition; two-passage questions; HTML), ``rag_eval`` (the experiments, the ``rag-eval``
+artifact).
 """
 
 from .bi_encoder import InBatchContrastive, train_bi_encoder
@@ -22,6 +25,9 @@ from .hybrid import min_max, reciprocal_rank_fusion, weighted_fusion
 from .index import (DenseIndex, DenseRetriever, ann_tradeoff, brute_force_top_k, check_same_corpus, flat_index,
                     hnsw_index, ivf_index)
 from .metrics import evaluate, ndcg_at_k, recall_at_k, reciprocal_rank
+from .qasa import Qasa, QasaAnswer, multi_passage_questions, question_vocabulary, render_html
+from .rag import RAG, RagAnswer, closed_book, cutoff_table, hallucination_table, premise_questions
+from .rag_eval import rag_experiments
 from .tokens import KO_SCHEMES, char_bigrams, morphemes, tokenize, words
 
 __all__ = ["InBatchContrastive", "train_bi_encoder", "BM25", "SparseRetriever", "retrieval_rankings",
@@ -31,4 +37,5 @@ __all__ = ["InBatchContrastive", "train_bi_encoder", "BM25", "SparseRetriever", 
            "reciprocal_rank_fusion", "weighted_fusion", "DenseIndex", "DenseRetriever", "ann_tradeoff",
            "brute_force_top_k", "check_same_corpus", "flat_index", "hnsw_index", "ivf_index", "evaluate",
            "ndcg_at_k", "recall_at_k", "reciprocal_rank", "KO_SCHEMES", "char_bigrams", "morphemes", "tokenize",
-           "words"]
+           "words", "Qasa", "QasaAnswer", "multi_passage_questions", "question_vocabulary", "render_html", "RAG",
+           "RagAnswer", "closed_book", "cutoff_table", "hallucination_table", "premise_questions", "rag_experiments"]
