@@ -57,8 +57,8 @@ from .distillation import (Distiller, TeacherCache, cache_teacher, check_alpha, 
 from .pruning import (SCOPES, apply_masks, check_sparsity, csr_bytes_estimate, dense_bytes, keep_masks, load_sparse,
                       magnitude_mask, magnitude_masks, magnitude_prune, nonzero_parameters, prunable_weights, recover,
                       save_sparse, sparsity_of)
-from .structured import (SCORES, check_llama, importance, least_important, magnitude_importance, mask_structures,
-                         shrink, structured_prune, taylor_importance)
+from .structured import (SCORES, check_llama, head_counts, importance, least_important, magnitude_importance,
+                         mask_structures, shrink, structured_prune, taylor_importance)
 from .experiments import (calibration_blocks, kd_comparison, kd_speed, paired_interval, pruning_sweep,
                           sequence_comparison, temperature_sweep)
 
@@ -81,7 +81,8 @@ __all__ = [
     "SCOPES", "apply_masks", "check_sparsity", "csr_bytes_estimate", "dense_bytes", "keep_masks", "load_sparse",
     "magnitude_mask", "magnitude_masks", "magnitude_prune", "nonzero_parameters", "prunable_weights", "recover",
     "save_sparse", "sparsity_of",
-    "SCORES", "check_llama", "importance", "least_important", "magnitude_importance", "mask_structures", "shrink",
+    "SCORES", "check_llama", "head_counts", "importance", "least_important", "magnitude_importance", "mask_structures",
+    "shrink",
     "structured_prune", "taylor_importance",
     "calibration_blocks", "kd_comparison", "kd_speed", "paired_interval", "pruning_sweep", "sequence_comparison",
     "temperature_sweep",

@@ -16,7 +16,10 @@ copies the kept rows and columns into it: it saves with ``save_pretrained`` and 
 ``from_pretrained`` like any other, and its outputs equal those of the original model with the
 removed structures masked to zero (:func:`mask_structures`; a test checks). One Llama config
 holds one head count and one FFN width for every layer, so each layer loses as many heads
-(and neurons) as the others; which ones is each layer's own choice.
+(and neurons) as the others; which ones is each layer's own choice. ``LlamaConfig`` also requires
+the head count to divide ``hidden_size`` (it refuses to save otherwise, although ``head_dim`` is
+explicit), so of 4 heads on a width of 128 a model can keep 4, 2 or 1: :func:`shrink` names the
+counts allowed, and :func:`structured_prune` keeps the largest allowed count at or below the share asked.
 """
 
 from __future__ import annotations
@@ -143,6 +146,11 @@ def _kept(removed: dict[int, list[int]] | None, layers: int, total: int, what: s
     return [[i for i in range(total) if i not in removed.get(layer, [])] for layer in range(layers)]
 
 
+def head_counts(config) -> list[int]:
+    """The head counts a Llama of this width may keep: those that divide ``hidden_size`` (LlamaConfig's rule)."""
+    return [h for h in range(1, config.num_attention_heads + 1) if config.hidden_size % h == 0]
+
+
 def _index(keep: list[int], width: int) -> torch.Tensor:
     """The rows (or columns) of the kept structures when each spans ``width`` consecutive ones (a head: head_dim)."""
     return torch.cat([torch.arange(k * width, (k + 1) * width) for k in keep])
@@ -167,6 +175,10 @@ def shrink(model, heads: dict[int, list[int]] | None = None, neurons: dict[int, 
     config = check_llama(model)
     L, H, D, F = config.num_hidden_layers, config.num_attention_heads, _head_dim(config), config.intermediate_size
     keep_heads, keep_neurons = _kept(heads, L, H, "heads"), _kept(neurons, L, F, "neurons")
+    if len(keep_heads[0]) not in head_counts(config):
+        raise ValueError(f"removing {H - len(keep_heads[0])} of {H} heads leaves {len(keep_heads[0])}, which does not "
+                         f"divide hidden_size {config.hidden_size} (LlamaConfig refuses to save such a model): keep "
+                         f"{' or '.join(map(str, head_counts(config)))} heads")
     kept_layers = [i for i in range(L) if i not in _check_layers(layers, L)]
     small = copy.deepcopy(config)
     small.num_attention_heads = small.num_key_value_heads = len(keep_heads[0])
@@ -221,8 +233,9 @@ def structured_prune(model, batches=None, *, head_share: float = 0.0, neuron_sha
                      score: str = "taylor") -> tuple[LlamaForCausalLM, dict]:
     """A smaller copy of ``model`` without its least important structures, and what was removed.
 
-    ``head_share`` and ``neuron_share`` of every layer's heads and FFN neurons go (rounded;
-    a share that would remove every head of a layer is an error naming the layer), and the
+    ``head_share`` and ``neuron_share`` of every layer's heads and FFN neurons go (rounded; for
+    heads, then up to the next count :func:`head_counts` allows; a share that would remove
+    every head of a layer is an error naming the layer), and the
     ``layers`` least important whole layers. Importance by ``score`` on ``batches``.
     Returns ``(smaller, {"heads": {layer: [...]}, "neurons": {...}, "layers": [...], "score": ...})``.
     """
@@ -231,7 +244,9 @@ def structured_prune(model, batches=None, *, head_share: float = 0.0, neuron_sha
     config = check_llama(model)
     check_sparsity(head_share, "head_share"), check_sparsity(neuron_share, "neuron_share")
     scores = importance(model, batches, score)
-    n_heads = round(head_share * config.num_attention_heads)
+    keep = config.num_attention_heads - round(head_share * config.num_attention_heads)
+    allowed = [h for h in head_counts(config) if h <= keep]  # none: every head would go, an error below
+    n_heads = config.num_attention_heads - (max(allowed) if allowed else 0)
     n_neurons = round(neuron_share * config.intermediate_size)
     removed = {"heads": dict(enumerate(least_important(scores["heads"], n_heads))),
                "neurons": dict(enumerate(least_important(scores["neurons"], n_neurons))),
