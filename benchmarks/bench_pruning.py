@@ -30,9 +30,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from bench_quantization import make_model, resident_bytes, time_generation
 
-from course_lib.compression import dense_bytes, magnitude_prune, nonzero_parameters, save_sparse, structured_prune
+from course_lib.compression import (dense_bytes, magnitude_prune, nonzero_parameters, random_decoder, resident_bytes,
+                                    save_sparse, structured_prune, time_generation)
 from course_lib.compression.pruning import SPARSE_FILE
 from course_lib.models import count_parameters
 
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per timed call")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dense = make_model(args.profile)
+    dense = random_decoder(args.profile)
     print(f"profile {args.profile}: {count_parameters(dense) / 1e6:.2f}M parameters (random weights), torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s), batch 1, {args.new_tokens} new tokens, "
           f"median of {args.rounds} interleaved rounds")
