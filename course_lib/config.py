@@ -170,6 +170,25 @@ class InstructExperimentsConfig:
 
 
 @dataclass
+class AlignmentConfig:
+    """Chapter 07 (``course_lib.alignment``): preference data, reward models, DPO, PPO and the arena, from ``instruct``."""
+
+    per_kind: int = _bounded(40, ge=1, help="preference prompts per kind (qa_closed, qa_open, pii, fabricate)")
+    noise_rates: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3])  # label noise of the noise curve
+    # shares of the training prompts (all their pairs) of the comparisons curve; 1.0 is the main reward model
+    comparison_fractions: list[float] = field(default_factory=lambda: [0.1, 0.3])
+    reward: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=150, batch_size=16, lr=1e-3,
+                                                                    warmup_steps=15, weight_decay=0.0, eval_every=0,
+                                                                    log_every=10, progress=False))
+    dpo_beta: float = _bounded(0.1, gt=0.0, help="DPO's beta: the strength of the pull back to the reference")
+    dpo: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=150, batch_size=16, lr=3e-4,
+                                                                 warmup_steps=15, weight_decay=0.0, eval_every=0,
+                                                                 log_every=5, progress=False))
+    max_new_tokens: int = _bounded(48, ge=1, help="tokens a policy may write per answer when it is evaluated")
+    bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
+
+
+@dataclass
 class CompressionConfig:
     """Chapter 09's experiments (``compression.distillation``, ``compression.pruning``): the student's size and
     runs, the temperatures, the sparsities and the recovery fine-tune."""
@@ -309,6 +328,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
     instruct_experiments: InstructExperimentsConfig = field(default_factory=InstructExperimentsConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)

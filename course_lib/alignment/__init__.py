@@ -7,3 +7,5 @@ written rules as a gold reward, rankings and pairwise comparisons with label noi
 reward model's pairwise loss, the DPO loss, and PPO's pieces: KL estimators, GAE, the
 clipped policy and value losses, entropy).
 """
+
+from . import reward_experiments  # noqa: F401  (registers the zoo's chapter 07 artifacts)
