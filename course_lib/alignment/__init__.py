@@ -8,4 +8,4 @@ reward model's pairwise loss, the DPO loss, and PPO's pieces: KL estimators, GAE
 clipped policy and value losses, entropy).
 """
 
-from . import reward_experiments  # noqa: F401  (registers the zoo's chapter 07 artifacts)
+from . import aligned, reward_experiments  # noqa: F401  (register the zoo's chapter 07 artifacts)
