@@ -185,6 +185,12 @@ class AlignmentConfig:
                                                                  warmup_steps=15, weight_decay=0.0, eval_every=0,
                                                                  log_every=5, progress=False))
     max_new_tokens: int = _bounded(48, ge=1, help="tokens a policy may write per answer when it is evaluated")
+    # PPO (alignment.ppo): one run per beta of the sweep, from instruct against the combined reward model
+    ppo_betas: list[float] = field(default_factory=lambda: [0.3, 0.1, 0.03, 0.001])
+    ppo_iterations: int = _bounded(40, ge=1, help="rollout-and-update iterations of each PPO run")
+    ppo_batch_size: int = _bounded(16, ge=1, help="prompts per PPO rollout")
+    ppo_lr: float = _bounded(1e-4, gt=0.0, help="PPO's AdamW learning rate")
+    ppo_max_new_tokens: int = _bounded(32, ge=1, help="tokens a PPO rollout may write")
     bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
 
 

@@ -154,3 +154,63 @@ def test_bad_alignment_input_is_a_named_error(instruct, prompts, tmp_path):
     with pytest.raises(ValueError, match="tokenizer .* differs from the policy's"):
         R.check_same_tokenizer(instruct.tokenizer, other)
     R.check_same_tokenizer(instruct.tokenizer, copy.deepcopy(instruct.tokenizer))
+
+
+# --------------------------------------------------------------------------- PPO
+
+
+def test_ppo_raises_the_reward_models_score_and_a_looser_leash_goes_further(ci, instruct, reward_models):
+    sweep = zoo.get("ppo-sweep", ci)
+    runs = {r["beta"]: r for r in sweep["runs"]}
+    tight, loose = runs[max(runs)], runs[min(runs)]
+    for run in runs.values():
+        assert run["score"] > sweep["instruct"]["score"] + 0.2  # the proxy reward it optimises rises
+        assert len(run["log"]) == ci.alignment.ppo_iterations and run["log"][0]["kl"] == pytest.approx(0, abs=1e-5)
+    assert loose["kl"] > tight["kl"] + 1.0  # beta is the leash: a small one lets the policy drift further
+
+
+def test_ppo_refuses_a_reward_model_with_another_tokenizer_and_a_non_positive_beta(instruct, reward_models, prompts):
+    from course_lib.alignment.ppo import PPOConfig, train_ppo
+
+    other = copy.deepcopy(reward_models["tokenizer"])
+    other.add_tokens(["<|new|>"])
+    with pytest.raises(ValueError, match="reward model's tokenizer .* differs from the policy's"):
+        train_ppo(instruct, instruct.tokenizer, reward_models["model"], other, prompts, PPOConfig(iterations=1))
+    with pytest.raises(ValueError, match="beta must be a positive number"):
+        train_ppo(instruct, instruct.tokenizer, reward_models["model"], reward_models["tokenizer"], prompts,
+                  PPOConfig(beta=0.0, iterations=1))
+
+
+# --------------------------------------------------------------------------- arena
+
+
+def test_elo_and_bradley_terry_by_hand():
+    from course_lib.alignment import arena
+
+    one = [{"a": "x", "b": "y", "prompt": 0, "winner": "x"}]
+    assert arena.elo_ratings(one, ["x", "y"], k=4) == {"x": 1002.0, "y": 998.0}  # expected score 0.5: K/2 each way
+    tie = [{"a": "x", "b": "y", "prompt": 0, "winner": "tie"}]
+    assert arena.elo_ratings(tie, ["x", "y"]) == {"x": 1000.0, "y": 1000.0}
+    # x beats y 3 times in 4: with no prior the Bradley-Terry gap is ln 3, i.e. 400 log10(3) Elo points
+    fights = one * 3 + [{"a": "x", "b": "y", "prompt": 1, "winner": "y"}]
+    rated = arena.bt_ratings(fights, ["x", "y"], resamples=50, prior=1e-9)
+    assert rated["x"]["rating"] - rated["y"]["rating"] == pytest.approx(400 * math.log10(3), abs=0.01)
+    assert rated["x"]["low"] <= rated["x"]["rating"] <= rated["x"]["high"]
+    judged = arena.battles({"x": [{"gold": 1.0}, {"gold": 2.0}], "y": [{"gold": 1.0}, {"gold": 3.0}]},
+                           lambda m, i: {"x": [1.0, 2.0], "y": [1.0, 3.0]}[m][i])
+    assert [b["winner"] for b in judged] == ["tie", "y"]
+    assert arena.win_rates(judged, ["x", "y"]) == {"x": {"y": 0.25}, "y": {"x": 0.75}}
+    with pytest.raises(ValueError, match="no battles"):
+        arena.bt_ratings([], ["x", "y"])
+
+
+def test_arena_rates_the_models_with_intervals(ci, instruct, aligned, reward_models):
+    out = zoo.get("arena", ci)
+    assert out["models"] == ["base", "instruct", "aligned"]
+    for judge in ("gold", "reward_model"):
+        bt = out["judges"][judge]["bradley_terry"]
+        assert all(r["low"] <= r["rating"] <= r["high"] for r in bt.values())
+        assert out["judges"][judge]["battles"] == 3 * out["prompts"]
+    gold = out["judges"]["gold"]
+    assert gold["bradley_terry"]["aligned"]["rating"] > gold["bradley_terry"]["instruct"]["rating"]
+    assert gold["win_rates"]["aligned"]["instruct"] > 0.5

@@ -76,3 +76,54 @@ def _build(cfg: Config, out: Path) -> None:
 def results(cfg: Config) -> dict:
     """``aligned``'s ``results.json`` (built with it)."""
     return json.loads((zoo.path("aligned", cfg) / "results.json").read_text(encoding="utf-8"))
+
+
+def _load_json(path: Path, cfg: Config) -> dict:
+    return json.loads((path / "results.json").read_text(encoding="utf-8"))
+
+
+@zoo.register("ppo-sweep", load=_load_json, sections=SECTIONS, deps=("instruct", "reward-models"),
+              description="chapter 07: PPO from instruct against the reward model, one run per KL coefficient beta")
+def _build_ppo_sweep(cfg: Config, out: Path) -> None:
+    from .ppo import ppo_sweep
+
+    start = time.perf_counter()
+    results = ppo_sweep(cfg, zoo.get("instruct", cfg), zoo.get("reward-models", cfg), progress=True)
+    results["seconds"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
+                                      encoding="utf-8")
+
+
+ARENA_MODELS = ("base", "instruct", "aligned")
+
+
+@zoo.register("arena", load=_load_json, sections=SECTIONS, deps=("base", "instruct", "aligned", "reward-models"),
+              description="chapter 07: base, instruct and aligned in pairwise battles; Elo and Bradley-Terry ratings")
+def _build_arena(cfg: Config, out: Path) -> None:
+    from ..instruction.formatting import add_chat_template
+    from . import arena
+
+    start = time.perf_counter()
+    prompts = held_out_prompts(cfg)
+    answers = {}
+    for name in ARENA_MODELS:
+        m = zoo.get(name, cfg)
+        answers[name] = evaluate_policy(m.model, add_chat_template(m.tokenizer), prompts,
+                                        max_new_tokens=cfg.alignment.max_new_tokens)
+    rm = zoo.get("reward-models", cfg)
+    judges = {"gold": lambda model, i: answers[model][i]["gold"],
+              "reward_model": arena.reward_model_judge(rm["model"], rm["tokenizer"], prompts, answers)}
+    results = {"models": list(ARENA_MODELS), "prompts": len(prompts), "judges": {}}
+    for judge, fn in judges.items():
+        fights = arena.battles(answers, fn)
+        results["judges"][judge] = {
+            "battles": len(fights), "ties": sum(b["winner"] == "tie" for b in fights),
+            "elo": arena.elo_ratings(fights, list(ARENA_MODELS), seed=cfg.run.seed),
+            "bradley_terry": arena.bt_ratings(fights, list(ARENA_MODELS), resamples=cfg.alignment.bootstrap,
+                                              seed=cfg.run.seed),
+            "win_rates": arena.win_rates(fights, list(ARENA_MODELS))}
+    results["samples"] = [{"prompt": p["messages"][-1]["content"], "kind": p["kind"],
+                           **{m: answers[m][i]["reply"] for m in ARENA_MODELS}} for i, p in enumerate(prompts[:12])]
+    results["seconds"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
+                                      encoding="utf-8")
