@@ -235,5 +235,5 @@ def sequence_kl(policy, reference, tokenizer, prompts: list[dict], *, max_new_to
     return total / max(1, count)
 
 
-__all__ = ["LN2", "DPOLoss", "collate_dpo", "dpo_rows", "evaluate_policy", "implicit_reward_accuracy", "reply_reward", "sequence_kl",
-           "sequence_logps", "summarize", "train_dpo"]
+__all__ = ["LN2", "DPOLoss", "collate_dpo", "dpo_rows", "evaluate_policy", "implicit_reward_accuracy", "reply_reward",
+           "sequence_kl", "sequence_logps", "summarize", "train_dpo"]

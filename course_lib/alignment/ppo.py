@@ -29,8 +29,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .losses import _positive, clipped_policy_loss, clipped_value_loss, entropy, gae, kl_k1, kl_penalized_rewards
-from .losses import masked_mean
+from .losses import (
+    _positive,
+    clipped_policy_loss,
+    clipped_value_loss,
+    entropy,
+    gae,
+    kl_k1,
+    kl_penalized_rewards,
+    masked_mean,
+)
 from .reward_model import check_same_tokenizer, last_token_rewards
 
 

@@ -241,7 +241,7 @@ def rank(prompt_row: dict, n: int | None = None, rules=tuple(RULES), seed: int =
     chosen = random.Random(f"{seed}|rank|{prompt_row['id']}").sample(responses, n) if n < len(responses) else responses
     ranked = sorted(({**r, "reward": gold_reward(prompt_row, r["text"], rules)} for r in chosen),
                     key=lambda r: -r["reward"])
-    for a, b in zip(ranked, ranked[1:]):
+    for a, b in itertools.pairwise(ranked):
         if a["reward"] == b["reward"] and not ties:
             raise ValueError(f"prompt {prompt_row['id']!r}: responses {a['style']!r} and {b['style']!r} tie at "
                              f"gold reward {a['reward']}; the rules give no order")
