@@ -94,7 +94,8 @@ def aligned(ci, instruct):
 def test_dpo_starts_at_ln2_and_the_margin_rises(ci, aligned):
     log = results(ci)["dpo_log"]
     assert len(log) == ci.alignment.dpo.max_steps
-    assert log[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy = reference at the first step
+    assert log[0]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy = reference at the first step
+    assert log[0]["loss"] == pytest.approx(log[0]["dpo_loss"], abs=1e-6)  # ci adds no SFT term
     assert abs(log[0]["margin"]) < 1e-4
     late = log[-5:]
     assert sum(r["margin"] for r in late) / len(late) > 0.5
@@ -133,6 +134,10 @@ def test_dpo_loss_module_agrees_with_the_loss_on_its_logps(instruct, prompts):
     ref = torch.tensor([[r["ref_chosen"], r["ref_rejected"]] for r in rows])
     expected = -torch.nn.functional.logsigmoid(0.5 * ((chosen - ref[:, 0]) - (rejected - ref[:, 1]))).mean()
     assert out.loss.item() == pytest.approx(expected.item(), abs=1e-5)
+    with torch.no_grad():  # RPO: plus the chosen responses' mean token NLL, times the weight
+        rpo = D.DPOLoss(policy, beta=0.5, sft_weight=0.3)(**batch).loss
+    tokens = torch.tensor([int(r["chosen"]["completion_mask"].sum()) for r in rows])
+    assert rpo.item() == pytest.approx(expected.item() + 0.3 * (-chosen / tokens).mean().item(), abs=1e-5)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -149,6 +154,8 @@ def test_bad_alignment_input_is_a_named_error(instruct, prompts, tmp_path):
             D.DPOLoss(instruct.model, beta=beta)
         with pytest.raises(ValueError, match="beta must be a positive number"):
             D.train_dpo(instruct, instruct.tokenizer, [pair], None, beta=beta, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="sft_weight must be >= 0"):
+        D.DPOLoss(instruct.model, beta=0.1, sft_weight=-1.0)
     other = copy.deepcopy(instruct.tokenizer)
     other.add_tokens(["<|new|>"])
     with pytest.raises(ValueError, match="tokenizer .* differs from the policy's"):

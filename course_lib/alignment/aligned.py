@@ -60,12 +60,14 @@ def _build(cfg: Config, out: Path) -> None:
     tokenizer = add_chat_template(instruct.tokenizer)
     train, test = P.split_pairs(P.comparisons(preference_data(cfg), seed=cfg.run.seed))
     policy, log = train_dpo(instruct, tokenizer, train, cfg.alignment.dpo, beta=cfg.alignment.dpo_beta,
-                            output_dir=out, seed=cfg.run.seed, max_len=cfg.model.max_seq_len)
+                            output_dir=out, seed=cfg.run.seed, max_len=cfg.model.max_seq_len,
+                            sft_weight=cfg.alignment.dpo_sft_weight)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trained = time.perf_counter() - start
     held_out = implicit_reward_accuracy(policy, instruct.model, tokenizer, test, beta=cfg.alignment.dpo_beta,
                                         max_len=cfg.model.max_seq_len)
-    results = {"method": "dpo", "beta": cfg.alignment.dpo_beta, "dpo_log": log, "train_seconds": trained,
+    results = {"method": "dpo", "beta": cfg.alignment.dpo_beta, "sft_weight": cfg.alignment.dpo_sft_weight,
+               "dpo_log": log, "train_seconds": trained,
                "held_out_implicit_reward": held_out,
                **compare(cfg, policy, instruct, tokenizer)}
     results["seconds"] = time.perf_counter() - start

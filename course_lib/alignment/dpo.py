@@ -31,6 +31,21 @@ from .preferences import declined, gold_reward, rule_scores
 from .reward_model import collate_pairs, pad_sequences, pair_rows
 
 
+def disable_dropout(model) -> None:
+    """Turn every dropout of ``model`` off, in place (TRL's ``disable_dropout``).
+
+    DPO and PPO compare the policy's log-probabilities with the reference's (and with its
+    own, earlier): dropout would make them differ at the first step already, so DPO would
+    not start at ln 2 and PPO's ratio would not start at 1.
+    """
+    model.config.attention_dropout = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+
+
 @torch.no_grad()
 def sequence_logps(model, rows: list[dict], pad_token_id: int, *, batch_size: int = 32) -> torch.Tensor:
     """``log pi(y | x)`` of each :func:`reward_model.response_row` under ``model``, ``(n,)``."""
@@ -65,21 +80,31 @@ def collate_dpo(rows: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
 class DPOLoss(torch.nn.Module):
     """A policy and the DPO loss, in the shape the course loop trains (``forward(**batch).loss``).
 
+    ``sft_weight`` > 0 adds that much of the chosen responses' mean token NLL (RPO, TRL's
+    ``rpo_alpha``): DPO alone may lower the rejected responses' probability without
+    raising the chosen ones', and a small model then answers with neither.
     Every forward pass appends its implicit rewards to ``history`` (the log reads them);
     ``save_pretrained`` saves the policy alone, a causal LM like ``instruct``.
     """
 
-    def __init__(self, policy, beta: float):
+    def __init__(self, policy, beta: float, sft_weight: float = 0.0):
         super().__init__()
         self.policy = policy
         self.beta = _positive("beta", beta)
+        if not sft_weight >= 0:
+            raise ValueError(f"sft_weight must be >= 0, got {sft_weight!r}")
+        self.sft_weight = float(sft_weight)
         self.history: list[dict] = []
 
     def forward(self, input_ids, attention_mask, completion_mask, ref_logps):
         logits = self.policy(input_ids=input_ids, attention_mask=attention_mask).logits
         logps = completion_logps(logits, input_ids, completion_mask)  # (2 * batch,)
         loss, chosen, rejected = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=self.beta)
-        self.history.append({"chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item(),
+        preference = loss.item()
+        if self.sft_weight:
+            tokens = completion_mask[:, 1:].sum(1).chunk(2)[0].clamp(min=1)
+            loss = loss + self.sft_weight * (-logps.chunk(2)[0] / tokens).mean()
+        self.history.append({"dpo_loss": preference, "chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item(),
                              "margin": (chosen - rejected).mean().item(),
                              "reward_accuracy": (chosen > rejected).float().mean().item()})
         return SimpleNamespace(loss=loss, chosen=chosen, rejected=rejected)
@@ -91,11 +116,12 @@ class DPOLoss(torch.nn.Module):
 
 
 def train_dpo(instruct, tokenizer, pairs: list[dict], train_cfg, *, beta: float, output_dir, seed: int = 0,
-              max_len: int | None = None) -> tuple[torch.nn.Module, list[dict]]:
+              max_len: int | None = None, sft_weight: float = 0.0) -> tuple[torch.nn.Module, list[dict]]:
     """A copy of ``instruct.model`` trained with DPO on ``pairs`` (reference: ``instruct.model``, frozen).
 
-    Returns the policy and one log row per optimizer step: ``step``, ``loss``, and the
-    step's mean ``chosen_reward``, ``rejected_reward``, ``margin`` and ``reward_accuracy``.
+    ``sft_weight``: see :class:`DPOLoss`. Returns the policy and one log row per
+    optimizer step: ``step``, ``loss`` (with the SFT term, if any), and the step's mean
+    ``dpo_loss`` (without it), ``chosen_reward``, ``rejected_reward``, ``margin`` and ``reward_accuracy``.
     """
     from ..training import train
 
@@ -103,8 +129,9 @@ def train_dpo(instruct, tokenizer, pairs: list[dict], train_cfg, *, beta: float,
     reference = instruct.model.eval()
     rows = dpo_rows(reference, tokenizer, pairs, max_len=max_len)
     policy = copy.deepcopy(reference)
+    disable_dropout(policy)
     policy.config.pad_token_id = tokenizer.pad_token_id
-    wrapper = DPOLoss(policy, beta)
+    wrapper = DPOLoss(policy, beta, sft_weight)
     log: list[dict] = []
 
     def record(step: int, row: dict) -> None:

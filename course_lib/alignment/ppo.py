@@ -137,12 +137,16 @@ def train_ppo(instruct, tokenizer, reward_model, reward_tokenizer, prompts: list
     """
     from tqdm.auto import tqdm
 
+    from .dpo import disable_dropout
+
     beta = _positive("beta", cfg.beta)
     check_same_tokenizer(tokenizer, reward_tokenizer)
     if not prompts:
         raise ValueError("no prompts to roll out")
     reference = instruct.model.eval()
-    model = PolicyWithValue(copy.deepcopy(reference))
+    policy = copy.deepcopy(reference)
+    disable_dropout(policy)
+    model = PolicyWithValue(policy)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     order = random.Random(cfg.seed)
     log = []
