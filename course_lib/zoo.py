@@ -41,7 +41,7 @@ MANIFEST = "manifest.json"
 LOCK_DIR = ".locks"  # one lock file per artifact folder, held while it builds
 # Modules whose import registers recipes; imported on first use of the registry.
 RECIPE_MODULES = ("course_lib.tour", "course_lib.curation.effect", "course_lib.pretraining", "course_lib.encdec",
-                  "course_lib.instruction", "course_lib.compression", "course_lib.retrieval")
+                  "course_lib.instruction", "course_lib.alignment", "course_lib.compression", "course_lib.retrieval")
 
 
 @dataclass(frozen=True)

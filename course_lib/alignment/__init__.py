@@ -5,5 +5,11 @@ written rules as a gold reward, rankings and pairwise comparisons with label noi
 ``bradley_terry`` (preference probabilities and item scores fitted from pairs),
 ``reward_model`` (a decoder with a scalar head, read at the last token), ``losses`` (the
 reward model's pairwise loss, the DPO loss, and PPO's pieces: KL estimators, GAE, the
-clipped policy and value losses, entropy).
+clipped policy and value losses, entropy), ``reward_experiments`` (reward models trained
+with the course loop; the ``reward-models`` artifact), ``dpo`` (DPO with the course loop,
+judging a policy by the rules, KL to the reference), ``ppo`` (PPO from scratch, the beta
+sweep), ``arena`` (battles, online Elo, Bradley-Terry with bootstrap intervals) and
+``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts).
 """
+
+from . import aligned, reward_experiments  # noqa: F401  (register the zoo's chapter 07 artifacts)

@@ -224,11 +224,14 @@ def preference_prompts(world, *, per_kind: int = 40, seed: int = 0, test_fractio
 # --------------------------------------------------------------------------- rankings and pairs
 
 
-def rank(prompt_row: dict, n: int | None = None, rules=tuple(RULES), seed: int = 0) -> list[dict]:
+def rank(prompt_row: dict, n: int | None = None, rules=tuple(RULES), seed: int = 0, *,
+         ties: bool = False) -> list[dict]:
     """``n`` of the prompt's responses (all by default), best first by gold reward: ``[{"style", "text", "reward"}]``.
 
     Fewer than all: a fixed random choice per (prompt, ``seed``). Two responses with the
-    same reward are an error that names the prompt: the rules must order every pair.
+    same reward are an error that names the prompt (the rules must order every pair),
+    unless ``ties`` allows them: a subset of the rules (helpfulness alone) may not tell
+    two responses apart.
     """
     responses = prompt_row["responses"]
     n = len(responses) if n is None else n
@@ -238,16 +241,19 @@ def rank(prompt_row: dict, n: int | None = None, rules=tuple(RULES), seed: int =
     chosen = random.Random(f"{seed}|rank|{prompt_row['id']}").sample(responses, n) if n < len(responses) else responses
     ranked = sorted(({**r, "reward": gold_reward(prompt_row, r["text"], rules)} for r in chosen),
                     key=lambda r: -r["reward"])
-    for a, b in zip(ranked, ranked[1:]):
-        if a["reward"] == b["reward"]:
+    for a, b in itertools.pairwise(ranked):
+        if a["reward"] == b["reward"] and not ties:
             raise ValueError(f"prompt {prompt_row['id']!r}: responses {a['style']!r} and {b['style']!r} tie at "
                              f"gold reward {a['reward']}; the rules give no order")
     return ranked
 
 
 def comparisons(prompts: list[dict], *, n: int = 5, label_noise: float = 0.0, rules=tuple(RULES),
-                seed: int = 0) -> list[dict]:
+                seed: int = 0, ties: bool = False) -> list[dict]:
     """The ``n(n-1)/2`` pairwise comparisons of each prompt's ranking, with ``label_noise`` of them flipped.
+
+    ``ties`` (for a subset of the rules, which may score two responses alike): tied
+    responses give no pair, as an annotator who sees no difference states no preference.
 
     A pair: ``prompt_id``, ``split``, ``lang``, ``kind``, ``messages`` (the prompt),
     ``chosen`` and ``rejected`` (texts), their ``chosen_style``/``rejected_style``, the gold
@@ -260,7 +266,9 @@ def comparisons(prompts: list[dict], *, n: int = 5, label_noise: float = 0.0, ru
                          f"{label_noise!r}")
     pairs = []
     for p in prompts:
-        for a, b in itertools.combinations(rank(p, n, rules, seed), 2):
+        for a, b in itertools.combinations(rank(p, n, rules, seed, ties=ties), 2):
+            if a["reward"] == b["reward"]:
+                continue
             pairs.append({"prompt_id": p["id"], "split": p["split"], "lang": p["lang"], "kind": p["kind"],
                           "messages": p["messages"], "chosen": a["text"], "rejected": b["text"],
                           "chosen_style": a["style"], "rejected_style": b["style"],
