@@ -23,14 +23,9 @@ from ..config import Config
 from ..models import TrainedModel
 from . import preferences as P
 from .dpo import evaluate_policy, implicit_reward_accuracy, sequence_kl, summarize, train_dpo
-from .reward_experiments import preference_data
+from .reward_experiments import held_out_prompts, preference_data
 
 SECTIONS = ("run", "model", "world", "data", "pretrain", "curation", "instruct", "alignment")
-
-
-def held_out_prompts(cfg: Config) -> list[dict]:
-    """The preference prompts of the ``test`` split: no pair of theirs is trained on."""
-    return [p for p in preference_data(cfg) if p["split"] == "test"]
 
 
 def compare(cfg: Config, policy, instruct, tokenizer) -> dict:

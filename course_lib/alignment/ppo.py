@@ -203,9 +203,8 @@ def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False) -> 
     import time
 
     from ..instruction.formatting import add_chat_template
-    from .aligned import held_out_prompts
     from .dpo import evaluate_policy, reply_reward, sequence_kl, summarize
-    from .reward_experiments import preference_data
+    from .reward_experiments import held_out_prompts, preference_data
     from .reward_model import score_responses
 
     p = cfg.alignment

@@ -42,6 +42,11 @@ def preference_data(cfg: Config) -> list[dict]:
     return P.preference_prompts(build_world(cfg.world), per_kind=cfg.alignment.per_kind, seed=cfg.run.seed)
 
 
+def held_out_prompts(cfg: Config) -> list[dict]:
+    """The preference prompts of the ``test`` split: no pair of theirs is trained on."""
+    return [p for p in preference_data(cfg) if p["split"] == "test"]
+
+
 def train_on(instruct, cfg: Config, train_pairs: list[dict], *, seed: int | None = None):
     """A reward model from ``instruct`` trained on ``train_pairs`` with ``alignment.reward``; (model, log)."""
     from ..instruction.formatting import add_chat_template
