@@ -22,3 +22,14 @@ def one_thread():
 def ci():
     """The ``ci`` profile's config."""
     return load_config("ci")
+
+
+@pytest.fixture(scope="module")
+def repo_cache():
+    """The repo's own cache, where ``make course`` puts the laptop models, whatever another module exported.
+
+    The laptop test modules opt in (``pytest.mark.usefixtures("repo_cache")``): they read and build there.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("COURSE_CACHE_DIR", raising=False)
+        yield

@@ -12,15 +12,7 @@ from course_lib import instruction as I
 from course_lib import zoo
 from course_lib.config import load_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def repo_cache():
-    """The repo's own cache, where ``make course`` puts the laptop models, whatever another module exported."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("COURSE_CACHE_DIR", raising=False)
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread", "repo_cache")]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +21,7 @@ def laptop():
 
 
 @pytest.fixture(scope="module")
-def instruct(laptop, one_thread):
+def instruct(laptop, one_thread, repo_cache):
     return zoo.get("instruct", laptop)
 
 

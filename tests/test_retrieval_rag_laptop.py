@@ -11,19 +11,11 @@ import pytest
 from course_lib import zoo
 from course_lib.config import load_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def repo_cache():
-    """The repo's own cache, where ``make course`` puts the laptop models, whatever another module exported."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("COURSE_CACHE_DIR", raising=False)
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread", "repo_cache")]
 
 
 @pytest.fixture(scope="module")
-def results(one_thread):
+def results(one_thread, repo_cache):
     return zoo.get("rag-eval", load_config("laptop"))
 
 
