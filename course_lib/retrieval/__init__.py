@@ -19,7 +19,7 @@ from .bi_encoder import InBatchContrastive, train_bi_encoder
 from .bm25 import BM25, SparseRetriever
 from .compare import retrieval_rankings, retrieval_table
 from .corpus import (Corpus, CorpusError, IndexMismatchError, QueryError, Ranking, RetrievalError, check_k,
-                     check_query, eval_queries, training_pairs, world_corpus)
+                     check_query, eval_queries, load_corpus, stream_passages, training_pairs, world_corpus)
 from .dense import Encoder, load_encoder, load_folder_encoder, load_minilm, minilm_folder, pool
 from .hybrid import min_max, reciprocal_rank_fusion, weighted_fusion
 from .index import (DenseIndex, DenseRetriever, ann_tradeoff, brute_force_top_k, check_same_corpus, flat_index,
@@ -32,7 +32,8 @@ from .tokens import KO_SCHEMES, char_bigrams, morphemes, tokenize, words
 
 __all__ = ["InBatchContrastive", "train_bi_encoder", "BM25", "SparseRetriever", "retrieval_rankings",
            "retrieval_table", "Corpus", "CorpusError", "IndexMismatchError", "QueryError", "Ranking",
-           "RetrievalError", "check_k", "check_query", "eval_queries", "training_pairs", "world_corpus", "Encoder",
+           "RetrievalError", "check_k", "check_query", "eval_queries", "load_corpus", "stream_passages", "training_pairs",
+           "world_corpus", "Encoder",
            "load_encoder", "load_folder_encoder", "load_minilm", "minilm_folder", "pool", "min_max",
            "reciprocal_rank_fusion", "weighted_fusion", "DenseIndex", "DenseRetriever", "ann_tradeoff",
            "brute_force_top_k", "check_same_corpus", "flat_index", "hnsw_index", "ivf_index", "evaluate",

@@ -4,7 +4,9 @@
   id, no empty passage); its :meth:`Corpus.fingerprint` ties an index to it.
 - :func:`world_corpus`: every document of ``data.source`` (the world by default) as one
   passage, both languages, news after the knowledge cutoff included: those are kept out
-  of pretraining, but retrieval is how a model reads them.
+  of pretraining, but retrieval is how a model reads them. :func:`load_corpus` reads
+  ``retrieval.corpus`` instead when it names a local JSONL of passages or a Hub dataset
+  (:func:`stream_passages`, one passage at a time).
 - :func:`eval_queries`: the world's fact questions (``qa_open`` and ``qa_closed``) of the
   held-out splits; a passage is relevant when it is in the question's language and
   states the question's fact (the document's ``fact_ids``).
@@ -19,11 +21,15 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import Config
+from ..config import Config, is_offline
 from ..world import build_world, load
+from ..world.hangul import detect_lang
 from ..world.templates import QUESTIONS
 
 Ranking = list[tuple[str, float]]  # one query's (passage id, score) pairs, best first
@@ -106,6 +112,60 @@ class Corpus:
 def world_corpus(cfg: Config) -> Corpus:
     """Every document of ``cfg``'s ``data.source`` as one passage (2,401 on ``laptop``)."""
     return Corpus.from_rows(load("documents", cfg))
+
+
+def _passage(raw, where: str) -> dict:
+    if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+        raise CorpusError(f"{where}: a passage must be a JSON object with a string 'text' field")
+    if "id" not in raw:
+        raise CorpusError(f"{where}: the passage has no 'id' (an index names every passage)")
+    return {"id": str(raw["id"]), "text": raw["text"], "lang": str(raw.get("lang") or detect_lang(raw["text"]))}
+
+
+def stream_passages(source: str, *, offline: bool = True, limit: int = 0):
+    """Passages ``{"id", "text", "lang"}`` one at a time from a local ``.jsonl`` file or ``hf:<name>[:<config>]``
+    (``datasets``' streaming mode: nothing is downloaded whole), the first ``limit`` only when ``limit`` > 0.
+
+    A missing ``lang`` is detected from the text. A bad line is a ``CorpusError`` naming the
+    file and line; a Hub name while ``offline`` is one too.
+    """
+    if source.startswith("hf:"):
+        name, _, subset = source[3:].partition(":")
+        if offline:
+            raise CorpusError(f"retrieval.corpus={source!r} is a Hugging Face Hub dataset, but the course is offline "
+                              "(zoo.offline=true or HF_HUB_OFFLINE=1): set zoo.offline=false, or use a local .jsonl")
+        import datasets
+
+        rows = datasets.load_dataset(name, subset or None, split="train", streaming=True)
+        where = f"{source} row {{}}"
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CorpusError(f"retrieval.corpus={source!r}: no such file (use '' for the world, a .jsonl, or "
+                              "hf:<name>)")
+        rows = _jsonl_rows(path)
+        where = f"{path}:{{}}"
+    for i, raw in enumerate(itertools.islice(rows, limit or None), 1):  # islice: nothing past the cap is read
+        yield _passage(raw, where.format(i))
+
+
+def _jsonl_rows(path: Path):
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                raise CorpusError(f"{path}:{lineno}: an empty line (one passage per line)")
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CorpusError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+
+
+def load_corpus(cfg: Config) -> Corpus:
+    """The corpus ``retrieval.corpus`` names (the world's documents when it is empty), checked as any Corpus is."""
+    r = cfg.retrieval
+    if not r.corpus:
+        return world_corpus(cfg)
+    return Corpus.from_rows(stream_passages(r.corpus, offline=is_offline(cfg), limit=r.max_passages))
 
 
 def _passages_by_fact(corpus: Corpus, documents) -> dict[tuple[str, str], list[str]]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import zoo
 from ..config import Config
-from .corpus import Corpus, IndexMismatchError, Ranking, check_k, world_corpus
+from .corpus import Corpus, IndexMismatchError, Ranking, check_k, load_corpus
 from .dense import Encoder, load_encoder
 
 FILES = {"corpus": "corpus.jsonl", "embeddings": "embeddings.npy", "index": "index.faiss"}
@@ -205,4 +205,4 @@ def _load(path: Path, cfg: Config) -> DenseIndex:
     deps=("bi-encoder",), description="the corpus, its embeddings and a faiss index (chapter 10)",
 )
 def _build(cfg: Config, out: Path) -> None:
-    DenseIndex.build(world_corpus(cfg), load_encoder(cfg)).save(out)
+    DenseIndex.build(load_corpus(cfg), load_encoder(cfg)).save(out)
