@@ -278,3 +278,18 @@ def test_sequence_distillation_starts_from_instruct_with_half_its_layers(ci):
     assert results["student_parameters"] < results["teacher_parameters"]
     assert results["teacher_answered"] <= results["rows"] == min(ci.compression.sequence_rows, results["rows"])
     assert {"untuned", "true_answers", "teacher_answers"} <= set(results)
+
+
+def test_sequence_distillation_counts_the_rows_it_leaves_out(ci):
+    from course_lib.compression import sequence_distill
+    from course_lib.instruction import add_chat_template, chat_example, training_conversations
+
+    instruct = zoo.get("instruct", ci)
+    tokenizer = add_chat_template(instruct.tokenizer)
+    rows = training_conversations(ci)[:6]
+    lengths = sorted(len(chat_example(tokenizer, r["messages"], r["id"])["input_ids"]) for r in rows)
+    longer = sum(n > lengths[2] for n in lengths)
+    assert longer > 0
+    cfg = TrainConfig(max_steps=1, batch_size=2, eval_every=0, progress=False)
+    with pytest.warns(UserWarning, match=rf"{longer} of 6 rows are longer than max_length={lengths[2]} tokens"):
+        sequence_distill(copy.deepcopy(instruct.model), tokenizer, rows, cfg, max_length=lengths[2])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from dataclasses import replace
 
 import torch
@@ -258,12 +259,18 @@ def teacher_answers(teacher, tokenizer, rows: list[dict], *, max_new_tokens: int
 def sequence_distill(student, tokenizer, rows: list[dict], train_cfg: TrainConfig, *, seed: int = 0,
                      max_length: int | None = None):
     """Fine-tune ``student`` in place on chat ``rows`` (the teacher's answers, from :func:`teacher_answers`, or the
-    true ones, for the comparison), response-only loss, with the course loop; returns the ``TrainResult``."""
+    true ones, for the comparison), response-only loss, with the course loop; returns the ``TrainResult``.
+
+    Rows longer than ``max_length`` tokens are left out, with a warning that counts them."""
     from ..instruction import add_chat_template, chat_example, sft_own
 
     tokenizer = add_chat_template(tokenizer)
     student.config.pad_token_id = tokenizer.pad_token_id
     examples = [chat_example(tokenizer, r["messages"], r["id"]) for r in rows]
-    examples = [e for e in examples if max_length is None or len(e["input_ids"]) <= max_length]
+    kept = [e for e in examples if max_length is None or len(e["input_ids"]) <= max_length]
+    if len(kept) < len(examples):
+        warnings.warn(f"sequence_distill: {len(examples) - len(kept)} of {len(examples)} rows are longer than "
+                      f"max_length={max_length} tokens and were left out", stacklevel=2)
+    examples = kept
     with tempfile.TemporaryDirectory() as out:
         return sft_own(student, examples, train_cfg, output_dir=out, seed=seed, resume=False)
