@@ -335,11 +335,15 @@ def test_int8_and_int4_files_are_small_and_load_back(trained, tmp_path):
 
 def test_the_perplexity_grid_compares_each_setting_with_fp32(trained, calibration, blocks):
     held_out = [{"input_ids": row} for row in blocks[1][:16]]
-    settings = [Setting(8), Setting(3, 32, "gptq"), Setting(8, method="w8a8", threshold=6.0)]
+    settings = [Setting(8), Setting(3, 32), Setting(3, 32, "gptq"), Setting(8, method="w8a8", threshold=6.0)]
     rows = perplexity_grid(trained, held_out, calibration, settings)
-    assert [r["setting"] for r in rows] == ["fp32", "int8 channel RTN", "int3 g32 GPTQ",
+    assert [r["setting"] for r in rows] == ["fp32", "int8 channel RTN", "int3 g32 RTN", "int3 g32 GPTQ",
                                            "W8A8 minmax + float outliers >= 6"]
-    assert rows[0]["vs_fp32"] == 1.0 and abs(rows[1]["vs_fp32"] - 1) < 0.01 and rows[2]["vs_fp32"] > rows[1]["vs_fp32"]
+    fp32, int8, int3, gptq = (r["vs_fp32"] for r in rows[:4])
+    assert fp32 == 1.0 and abs(int8 - 1) < 0.01
+    # 3-bit rounding costs more than 8-bit, and GPTQ wins back part of it (this under-trained model is so noisy that
+    # GPTQ's 3 bits can land a hair below fp32, within 0.2%, on some CPUs: the claims are relative to RTN)
+    assert int3 > int8 + 0.005 and gptq < int3 - 0.005
     with pytest.raises(ValueError, match="method 'awq'"):
         quantized(trained, Setting(4, method="awq"), calibration)
 
