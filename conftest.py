@@ -7,7 +7,8 @@
   and proves every check fails on them.
 - The longest file goes first: ``tests/test_instruct_laptop.py`` builds the laptop models
   (about 15 minutes on one core of a clean clone), so with ``--dist loadfile`` one worker
-  starts it while the others run the rest of the suite.
+  starts it while the others run the rest of the suite (``--no-loadscope-reorder`` in
+  pyproject's addopts: xdist would otherwise reorder files by their number of tests).
 """
 
 import os
