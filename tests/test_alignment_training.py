@@ -28,12 +28,12 @@ def cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="module")
 def instruct(ci, tmp_path_factory):
-    import os
-
-    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "alignment-cache")
-    model = zoo.get("instruct", ci)
-    add_chat_template(model.tokenizer)
-    return model
+    """ci's instruct in a cache of this module's own, kept for the module's other artifacts and restored after it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "alignment-cache"))
+        model = zoo.get("instruct", ci)
+        add_chat_template(model.tokenizer)
+        yield model
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +221,9 @@ def test_arena_rates_the_models_with_intervals(ci, instruct, aligned, reward_mod
     gold = out["judges"]["gold"]
     assert gold["bradley_terry"]["aligned"]["rating"] > gold["bradley_terry"]["instruct"]["rating"]
     assert gold["win_rates"]["aligned"]["instruct"] > 0.5
+
+
+def test_pairs_too_long_for_the_model_are_counted_when_left_out(ci, instruct):
+    pairs = P.comparisons(preference_data(ci), seed=0)[:4]
+    with pytest.warns(UserWarning, match=r"4 of 4 pairs are longer than max_len=2 tokens and were left out"):
+        assert R.pair_rows(add_chat_template(instruct.tokenizer), pairs, max_len=2) == []

@@ -11,6 +11,7 @@ instruction-tuned policy), and :func:`last_token_rewards` reads it, written out.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from transformers import LlamaForSequenceClassification
@@ -66,7 +67,7 @@ def pair_rows(tokenizer, pairs: list[dict], *, max_len: int | None = None) -> li
 
     ``chosen`` and ``rejected`` are :func:`response_row` dicts. A pair whose responses are
     identical is an error naming its prompt; pairs longer than ``max_len`` tokens are left
-    out (the model cannot read them whole).
+    out (the model cannot read them whole), with a warning that counts them.
     """
     rows = []
     for i, p in enumerate(pairs):
@@ -79,6 +80,9 @@ def pair_rows(tokenizer, pairs: list[dict], *, max_len: int | None = None) -> li
             continue
         rows.append({"chosen": chosen, "rejected": rejected, "margin": float(p.get("margin", 0.0)),
                      "flipped": bool(p.get("flipped", False))})
+    if len(rows) < len(pairs):
+        warnings.warn(f"pair_rows: {len(pairs) - len(rows)} of {len(pairs)} pairs are longer than max_len={max_len} "
+                      "tokens and were left out", stacklevel=2)
     return rows
 
 

@@ -189,7 +189,8 @@ def closed_book(model, tokenizer, questions: list[str], langs: list[str], *, max
     return chat_answers(model, tokenizer, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size)
 
 
-def _rate(values) -> dict:
+def rate(values) -> dict:
+    """``{"mean", "low", "high", "n"}``: the mean of ``values`` and its 95% bootstrap interval (NaN when empty)."""
     mean, low, high = bootstrap_interval([float(v) for v in values]) if len(values) else (float("nan"),) * 3
     return {"mean": mean, "low": low, "high": high, "n": len(values)}
 
@@ -214,9 +215,9 @@ def cutoff_table(rag: RAG, queries: list[dict], *, batch_size: int = 32) -> dict
     out: dict = {"rows": rows}
     for name, late in (("pre", False), ("post", True)):
         mine = [r for r in rows if r["after_cutoff"] == late]
-        out[name] = {"closed_book": _rate([r["closed_book_correct"] for r in mine]),
-                     "rag": _rate([r["rag_correct"] for r in mine]),
-                     "gain": _rate([r["rag_correct"] - r["closed_book_correct"] for r in mine]),
+        out[name] = {"closed_book": rate([r["closed_book_correct"] for r in mine]),
+                     "rag": rate([r["rag_correct"] for r in mine]),
+                     "gain": rate([r["rag_correct"] - r["closed_book_correct"] for r in mine]),
                      "relevant_in_prompt": float(np.mean([r["retrieved_relevant"] for r in mine])) if mine else 0.0,
                      "by_lang": {lang: {m: float(np.mean([r[f"{m}_correct"] for r in mine if r["lang"] == lang]))
                                         for m in ("closed_book", "rag")}
@@ -243,7 +244,7 @@ def hallucination_table(replies: dict[str, list[str]], questions: list[dict]) ->
     out = {}
     for name, said in replies.items():
         flags = [invented(r, q["lang"]) for r, q in zip(said, questions, strict=True)]
-        out[name] = {"all": _rate(flags)} | {
-            task: _rate([f for f, q in zip(flags, questions) if q["task"] == task])
+        out[name] = {"all": rate(flags)} | {
+            task: rate([f for f, q in zip(flags, questions) if q["task"] == task])
             for task in ("false_premise", "unanswerable")}
     return out

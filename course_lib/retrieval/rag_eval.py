@@ -28,19 +28,17 @@ from pathlib import Path
 from .. import zoo
 from ..config import Config
 from ..instruction.instruct import declines
-from ..pretraining.bootstrap import bootstrap_interval
 from .bm25 import SparseRetriever
 from .corpus import eval_queries, world_corpus
 from .qasa import Qasa, multi_passage_questions, question_vocabulary, render_html
-from .rag import RAG, closed_book, cutoff_table, hallucination_table, is_correct, premise_questions
+from .rag import RAG, closed_book, cutoff_table, hallucination_table, is_correct, premise_questions, rate
 
 SYSTEMS = {"qasa": {}, "qasa_no_selection": {"select": False}, "qasa_no_rationales": {"rationales": False}}
 
 
 def paired(a: list[bool], b: list[bool]) -> dict:
     """Mean of ``a`` minus ``b`` (per question) with its 95% bootstrap interval; questions resampled together."""
-    mean, low, high = bootstrap_interval([float(x) - float(y) for x, y in zip(a, b, strict=True)])
-    return {"mean": mean, "low": low, "high": high, "n": len(a)}
+    return rate([float(x) - float(y) for x, y in zip(a, b, strict=True)])
 
 
 def compare(rag: RAG, qasa: Qasa, rows: list[dict]) -> dict:
