@@ -31,15 +31,7 @@ from ..instruction.instruct import declines
 from .bm25 import SparseRetriever
 from .corpus import eval_queries, world_corpus
 from .qasa import Qasa, multi_passage_questions, question_vocabulary, render_html
-from .rag import (
-    RAG,
-    closed_book,
-    cutoff_table,
-    hallucination_table,
-    is_correct,
-    premise_questions,
-    rate,
-)
+from .rag import RAG, closed_book, cutoff_table, hallucination_table, is_correct, premise_questions, rate
 
 SYSTEMS = {"qasa": {}, "qasa_no_selection": {"select": False}, "qasa_no_rationales": {"rationales": False}}
 
