@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test course release bench venv
+.PHONY: lab test course capstone release bench venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ test: $(STAMP)  ## the whole test suite: unit tests, notebooks under nbval, assi
 
 course: $(STAMP)  ## run every walkthrough headless with the laptop profile into build/
 	$(BIN)/course notebooks build --profile laptop --out build
+
+capstone: $(STAMP)  ## the whole lifecycle (laptop profile; PROFILE=ci for a quick one) and its scorecard
+	$(BIN)/course lifecycle --profile $(or $(PROFILE),laptop)
 
 release: $(STAMP)  ## write the student exercise notebooks from solutions/
 	$(BIN)/course release

@@ -142,6 +142,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_lifecycle(args) -> int:
+    """Run the lifecycle (or print its plan): every stage's artifacts in order, then the scorecard."""
+    from . import zoo
+    from .lifecycle import LifecycleError, format_plan, plan, run
+
+    cfg = config_from_args(args)
+    try:
+        rows = plan(cfg, args.stages)
+    except LifecycleError as err:
+        print(f"course lifecycle: {err}", file=sys.stderr)
+        return 2
+    print(f"profile {cfg.profile}, seed {cfg.run.seed}, cache {zoo.cache_dir(cfg)}")
+    print(format_plan(rows))
+    if args.dry_run:
+        return 0
+    try:
+        card = run(cfg, args.overrides, stages=args.stages, launcher=args.launcher)
+    except (LifecycleError, zoo.ZooError) as err:
+        print(f"course lifecycle: {err}", file=sys.stderr)
+        return 1
+    if (card / "scorecard.html").is_file():
+        print(f"scorecard: {card / 'scorecard.html'} and {card / 'scorecard.json'}")
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from .notebooks import build_course
 
@@ -245,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat", action="store_true", help="ask in the tokenizer's chat format (an instruction-tuned model)")
     p.add_argument("--system", help="with --chat: a system message before each question")
     p.add_argument("--output", help="JSON file (default: <run.output_dir>/eval/<model>.json)")
+    p = add("lifecycle", cmd_lifecycle, "the whole lifecycle, curation to RAG, as zoo artifacts in order, and the "
+                                        "scorecard; resumes where it stopped")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (stages, cached or not, config, estimate) only")
+    p.add_argument("--stages", help="comma-separated stages to run (default: all, in order)")
+    p.add_argument("--launcher", help="run the stages that train with the course loop under this command, e.g. "
+                                      "'torchrun --nproc_per_node 2' or 'accelerate launch --config_file ...'")
     p = add("notebooks", cmd_notebooks, "execute the walkthrough notebooks into an HTML report")
     p.add_argument("action", choices=["build"])
     p.add_argument("--out", default="build", help="output folder (default: build)")

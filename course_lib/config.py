@@ -220,6 +220,8 @@ class CompressionConfig:
     recovery_lr: float = _bounded(3e-4, gt=0.0, help="peak learning rate of the recovery fine-tune (base ends at 3e-4)")
     sequence_steps: int = _bounded(150, ge=1, help="fine-tune steps of sequence-level distillation")
     sequence_rows: int = _bounded(600, ge=1, help="instruction rows the teacher answers for sequence-level KD")
+    prune_sparsity: float = _bounded(0.5, ge=0.0, le=0.99, help="the capstone's pruned aligned model: share of its "
+                                     "block weights removed (global magnitude), recovered on aligned's answers")
 
 
 @dataclass
@@ -244,6 +246,17 @@ class RetrievalConfig:
     hnsw_m: int = _bounded(16, ge=2, help="faiss HNSW: neighbours per node")
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=200, batch_size=32, lr=1e-3,
                                                                    warmup_steps=20, weight_decay=0.0, eval_every=0))
+
+
+@dataclass
+class LifecycleConfig:
+    """Chapter 11 (``course_lib.lifecycle``): the compressed models of the capstone and how much the scorecard measures."""
+
+    harness_limit: int = _bounded(40, ge=1, help="items per task of chapter 05's harness, per model")
+    rag_questions: int = _bounded(60, ge=1, help="questions per RAG set (facts, premise, two-passage), per reader")
+    preference_prompts: int = _bounded(0, ge=0, help="held-out preference prompts judged per model; 0: all of them")
+    latency_tokens: int = _bounded(16, ge=1, help="tokens generated per latency measurement")
+    latency_rounds: int = _bounded(3, ge=1, help="latency measurements per model (the median is reported)")
 
 
 @dataclass
@@ -346,6 +359,7 @@ class Config:
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
 
     def to_dict(self) -> dict[str, Any]:

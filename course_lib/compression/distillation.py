@@ -257,11 +257,12 @@ def teacher_answers(teacher, tokenizer, rows: list[dict], *, max_new_tokens: int
 
 
 def sequence_distill(student, tokenizer, rows: list[dict], train_cfg: TrainConfig, *, seed: int = 0,
-                     max_length: int | None = None):
+                     max_length: int | None = None, **train_kwargs):
     """Fine-tune ``student`` in place on chat ``rows`` (the teacher's answers, from :func:`teacher_answers`, or the
     true ones, for the comparison), response-only loss, with the course loop; returns the ``TrainResult``.
 
-    Rows longer than ``max_length`` tokens are left out, with a warning that counts them."""
+    Rows longer than ``max_length`` tokens are left out, with a warning that counts them. ``train_kwargs`` go to
+    the loop (``callbacks``: e.g. ``pruning.keep_masks``, which holds a pruned model's zeros)."""
     from ..instruction import add_chat_template, chat_example, sft_own
 
     tokenizer = add_chat_template(tokenizer)
@@ -273,4 +274,4 @@ def sequence_distill(student, tokenizer, rows: list[dict], train_cfg: TrainConfi
                       f"max_length={max_length} tokens and were left out", stacklevel=2)
     examples = kept
     with tempfile.TemporaryDirectory() as out:
-        return sft_own(student, examples, train_cfg, output_dir=out, seed=seed, resume=False)
+        return sft_own(student, examples, train_cfg, output_dir=out, seed=seed, resume=False, **train_kwargs)

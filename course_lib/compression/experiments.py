@@ -168,6 +168,22 @@ def pruning_sweep(cfg: Config, base, data: dict) -> list[dict]:
     return rows
 
 
+def sequence_rows(cfg: Config) -> list[dict]:
+    """``compression.sequence_rows`` of ``instruct``'s training conversations, spread over the clusters: the
+    instructions a teacher answers for sequence-level distillation."""
+    from ..instruction import training_conversations
+
+    rows, n = training_conversations(cfg), cfg.compression.sequence_rows
+    return rows[:: max(1, len(rows) // n)][:n]
+
+
+def sequence_train_config(cfg: Config) -> TrainConfig:
+    """The fine-tune of sequence-level distillation: ``compression.sequence_steps`` steps of 16 rows at 1e-3."""
+    steps = cfg.compression.sequence_steps
+    return TrainConfig(max_steps=steps, batch_size=16, lr=1e-3, warmup_steps=steps // 10, weight_decay=0.0,
+                       eval_every=0, progress=False)
+
+
 def sequence_comparison(cfg: Config, instruct, student) -> dict:
     """Sequence-level KD: copies of ``student`` (a smaller model that already speaks the chat format) fine-tuned on
     the teacher's greedy answers and on the true answers of the same ``compression.sequence_rows`` instruction
@@ -176,20 +192,18 @@ def sequence_comparison(cfg: Config, instruct, student) -> dict:
     Scored by exact match (``instruction.exact_match``) on chapter 06's test rows, and by how
     often the student's answer equals the teacher's (``agreement``).
     """
-    from ..instruction import add_chat_template, exact_match, training_conversations
+    from ..instruction import add_chat_template, exact_match
     from ..instruction.experiments import eval_rows
     from ..instruction.clusters import CLUSTERS
 
-    c, tokenizer = cfg.compression, add_chat_template(instruct.tokenizer)
-    rows = training_conversations(cfg)
-    rows = rows[:: max(1, len(rows) // c.sequence_rows)][: c.sequence_rows]  # spread over the clusters
+    tokenizer = add_chat_template(instruct.tokenizer)
+    rows = sequence_rows(cfg)
     start = time.perf_counter()
     distilled_rows = teacher_answers(instruct.model, tokenizer, rows)
     answer_seconds = time.perf_counter() - start
     test = eval_rows(cfg, CLUSTERS)
     teacher_scored = exact_match(instruct.model, tokenizer, test)
-    train_cfg = TrainConfig(max_steps=c.sequence_steps, batch_size=16, lr=1e-3, warmup_steps=c.sequence_steps // 10,
-                            weight_decay=0.0, eval_every=0, progress=False)
+    train_cfg = sequence_train_config(cfg)
     out = {"teacher_em": float(np.mean([s["correct"] for s in teacher_scored])), "rows": len(rows),
            "teacher_answered": len(distilled_rows), "answer_seconds": answer_seconds, "n_test": len(test),
            "student_parameters": count_parameters(student), "teacher_parameters": count_parameters(instruct.model)}

@@ -1,0 +1,162 @@
+"""The lifecycle in order: every stage a set of zoo artifacts, each built in its own process, resumable.
+
+    plan(cfg)                     the stages, their artifacts, which are cached, the config each reads, an estimate
+    run(cfg)                      build what is missing, in order; the scorecard's folder
+
+A stage's artifacts are built one process each (``python -m course_lib zoo build NAME``), so
+each artifact's manifest records the peak resident memory of the process that built it alone,
+and a launcher (``torchrun --nproc_per_node 2``, ``accelerate launch ...``) can run the
+stages that train with the course loop on several processes. Killed at any point, a rerun
+starts from the first artifact without a manifest: the zoo renames a build into place only
+when it is complete, so nothing half-written is ever loaded, and nothing finished is repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import zoo
+from ..config import Config
+from .models import MODELS
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    chapter: str
+    artifacts: tuple[str, ...]
+    what: str
+    launchable: tuple[str, ...] = ()  # artifacts whose build runs under a launcher (several processes)
+
+
+STAGES = (
+    Stage("curation", "02", ("curated",), "the world's raw documents filtered, deduplicated and de-identified"),
+    Stage("pretraining", "03", ("tokenizer", "pretrain-data", "base"),
+          "a byte-level BPE tokenizer, the packed token files, and base pretrained on them", launchable=("base",)),
+    Stage("instruction", "06", ("instruct",), "base fine-tuned on the task clusters and reading exercises"),
+    Stage("preference", "07", ("aligned",), "instruct trained with DPO on the preference pairs"),
+    Stage("compression", "08-09", ("aligned-answers", "aligned-int8", "aligned-pruned", "aligned-student"),
+          "aligned in int8, magnitude-pruned, and distilled into half its layers"),
+    Stage("evaluation", "05, 07, 10", tuple(f"scores-{m}" for m in MODELS),
+          "each model on the harness, perplexity, gold reward and KL, footprint, and as the reader of RAG and QASA"),
+    Stage("scorecard", "11", ("scorecard",), "every figure in one table, the arena, the stages' times and memory"),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+# Seconds each artifact took to build when last measured on 2 CPU cores, by profile: the dry run's estimate for an
+# artifact never built in this cache (otherwise the manifest of its newest earlier build says).
+MEASURED_SECONDS: dict[str, dict[str, float]] = {}
+
+
+class LifecycleError(ValueError):
+    """A lifecycle that cannot run as asked: an unknown stage, a failed build."""
+
+
+def select(stages: str | list[str] | None = None) -> list[Stage]:
+    """The stages named (a comma-separated string or a list; all when None), in lifecycle order."""
+    if stages is None:
+        return list(STAGES)
+    names = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
+    unknown = [n for n in names if n not in STAGE_NAMES]
+    if unknown:
+        raise LifecycleError(f"unknown stage {', '.join(map(repr, unknown))}; the stages are {', '.join(STAGE_NAMES)}")
+    return [s for s in STAGES if s.name in names]
+
+
+def _earlier_build_seconds(name: str, cfg: Config) -> float | None:
+    """``build_seconds`` of the newest other build of ``name`` in the cache (another key), if any."""
+    root = zoo.cache_dir(cfg)
+    found = []
+    for manifest in root.glob(f"{name}-*/{zoo.MANIFEST}") if root.is_dir() else []:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        if data.get("name") == name and data.get("profile") == cfg.profile:
+            found.append((data.get("created", ""), data.get("build_seconds")))
+    return max(found)[1] if found else None
+
+
+def plan(cfg: Config, stages: str | list[str] | None = None) -> list[dict]:
+    """One row per artifact of the chosen stages: stage, artifact, cached, the config sections it reads, its
+    dependencies, and the estimated seconds to build it (0 when cached; None when nothing measured says)."""
+    rows = []
+    for stage in select(stages):
+        for name in stage.artifacts:
+            r = zoo.recipe(name)
+            cached = zoo.is_built(name, cfg)
+            if cached:
+                estimate, basis = 0.0, "cached"
+            elif (seconds := _earlier_build_seconds(name, cfg)) is not None:
+                estimate, basis = seconds, "an earlier build"
+            elif name in MEASURED_SECONDS.get(cfg.profile, {}):
+                estimate, basis = float(MEASURED_SECONDS[cfg.profile][name]), "measured on 2 cores"
+            else:
+                estimate, basis = None, "no measurement"
+            rows.append({"stage": stage.name, "chapter": stage.chapter, "artifact": name, "cached": cached,
+                         "sections": list(r.sections), "deps": list(r.deps), "estimate_seconds": estimate,
+                         "basis": basis, "path": str(zoo.path(name, cfg))})
+    return rows
+
+
+def format_plan(rows: list[dict]) -> str:
+    """The plan as a text table, with the total estimate."""
+    lines = [f"{'stage':<12} {'artifact':<16} {'status':<10} {'estimate':>9}  config sections"]
+    for r in rows:
+        est = "-" if r["estimate_seconds"] is None else f"{r['estimate_seconds']:.0f} s"
+        lines.append(f"{r['stage']:<12} {r['artifact']:<16} {'cached' if r['cached'] else 'to build':<10} "
+                     f"{est:>9}  {', '.join(r['sections'])}")
+    known = [r["estimate_seconds"] for r in rows if r["estimate_seconds"] is not None]
+    unknown = sum(r["estimate_seconds"] is None for r in rows)
+    lines.append(f"{len(rows)} artifacts, {sum(not r['cached'] for r in rows)} to build; estimated "
+                 f"{sum(known) / 60:.1f} min" + (f" plus {unknown} not yet measured" if unknown else ""))
+    return "\n".join(lines)
+
+
+def build_command(name: str, cfg: Config, overrides=(), launcher: str | None = None) -> list[str]:
+    """The command that builds artifact ``name`` in its own process (under ``launcher`` when given)."""
+    args = ["-m", "course_lib", "zoo", "build", name, "--profile", cfg.profile]
+    for o in overrides:
+        args += ["--set", o]
+    return (shlex.split(launcher) if launcher else [sys.executable]) + args
+
+
+def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, launcher: str | None = None,
+        progress: bool = True, log=print) -> Path:
+    """Build every missing artifact of ``stages`` in order, each in its own process; return the scorecard's folder.
+
+    ``overrides`` are the ``--set`` strings ``cfg`` was made with (the child processes rebuild
+    the same config from them). ``launcher`` runs the stages' ``launchable`` artifacts. A build
+    that fails stops the run with a ``LifecycleError`` naming the artifact and its exit status;
+    what was finished stays cached.
+    """
+    from tqdm.auto import tqdm
+
+    chosen = select(stages)
+    zoo.clean(cfg, names=tuple(a for s in chosen for a in s.artifacts), stale=False)  # interrupted builds only
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for stage in chosen:
+        todo = [a for a in stage.artifacts if not zoo.is_built(a, cfg)]
+        bar = tqdm(total=len(stage.artifacts), initial=len(stage.artifacts) - len(todo), unit="artifact",
+                   desc=f"{stage.name} (ch {stage.chapter})", disable=not progress)
+        for name in todo:
+            bar.set_postfix_str(name)
+            command = build_command(name, cfg, overrides, launcher if name in stage.launchable else None)
+            start = time.perf_counter()
+            done = subprocess.run(command, env=env)
+            if done.returncode != 0:
+                bar.close()
+                raise LifecycleError(f"stage {stage.name!r}: building {name!r} failed (exit status {done.returncode}; "
+                                     f"command: {shlex.join(command)}); the artifacts before it are cached, rerun "
+                                     f"to resume")
+            if not zoo.is_built(name, cfg):
+                bar.close()
+                raise LifecycleError(f"stage {stage.name!r}: {name!r} finished without a manifest")
+            log(f"{stage.name}: built {name} in {time.perf_counter() - start:.1f} s")
+            bar.update(1)
+        bar.close()
+    return zoo.path("scorecard", cfg)
