@@ -120,6 +120,7 @@ def start_lab(root: Path, log_path: Path, token: str, port: int) -> subprocess.P
     env = {
         **os.environ,  # COURSE_CACHE_DIR (and PYTHONPATH) reach the kernel as they reach this test
         "COURSE_PROFILE": "ci",
+        "JUPYTER_DATA_DIR": str(root.parent / "data"),  # the notebook-signing key, not in the user's home
         "JUPYTER_RUNTIME_DIR": str(root.parent / "runtime"),
         "JUPYTERLAB_WORKSPACES_DIR": str(root.parent / "workspaces"),
     }
