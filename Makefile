@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test course capstone release bench venv
+.PHONY: lab test course capstone release bench venv browser
 
 venv: $(STAMP)
 
@@ -28,7 +28,21 @@ LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)  ## set everything up and open JupyterLab at the tour
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_course_tour.ipynb
 
-test: $(STAMP)  ## the whole test suite: unit tests, notebooks under nbval, assignments
+# Headless Chromium and its driver for tests/test_lab_browser.py (Debian's packages; Selenium never downloads
+# a browser). Installed only where missing and only as root with apt-get; otherwise it says why and the test skips.
+browser:  ## install chromium and chromium-driver for the browser test, where possible
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser: chromium and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "browser: no apt-get here; install chromium and chromedriver yourself, or tests/test_lab_browser.py skips"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "browser: not root; run 'sudo make browser', or tests/test_lab_browser.py skips"; \
+	else \
+		apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver \
+			|| echo "browser: apt-get failed; tests/test_lab_browser.py skips"; \
+	fi
+
+test: $(STAMP) browser  ## the whole test suite: unit tests, notebooks under nbval, assignments
 	COURSE_PROFILE=ci $(BIN)/python -m pytest
 
 course: $(STAMP)  ## run every walkthrough headless with the laptop profile into build/
