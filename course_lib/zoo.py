@@ -41,7 +41,8 @@ MANIFEST = "manifest.json"
 LOCK_DIR = ".locks"  # one lock file per artifact folder, held while it builds
 # Modules whose import registers recipes; imported on first use of the registry.
 RECIPE_MODULES = ("course_lib.tour", "course_lib.curation.effect", "course_lib.pretraining", "course_lib.encdec",
-                  "course_lib.instruction", "course_lib.alignment", "course_lib.compression", "course_lib.retrieval")
+                  "course_lib.instruction", "course_lib.alignment", "course_lib.compression", "course_lib.retrieval",
+                  "course_lib.lifecycle")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class Recipe:
 
 
 _RECIPES: dict[str, Recipe] = {}
+
+
+class ZooError(RuntimeError):
+    """A cache entry that must not be loaded (written by another recipe or version), or a build that could not be
+    written (a full disk, a failing write): nothing half-written is ever kept."""
 
 
 def register(
@@ -126,18 +132,22 @@ def _ours(obj) -> bool:
 
 
 def _stable(value):
-    """A repr of plain data that is the same in every process (sets sorted), or None for other objects."""
+    """A repr of plain data that is the same in every process (sets sorted), or None for other objects.
+
+    A mutable container counts only as the built-in type itself: a subclass (``pii._FOLD``, a ``dict`` whose
+    ``__missing__`` fills it as text is folded) is a cache, and its contents say what the process has done so far.
+    """
     if isinstance(value, (str, int, float, bool, type(None))):
         return repr(value)
     if isinstance(value, re.Pattern):
         return f"re({value.pattern!r}, {value.flags})"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple) or type(value) is list:
         items = [_stable(v) for v in value]
         return None if None in items else f"{type(value).__name__}[{', '.join(items)}]"
-    if isinstance(value, (set, frozenset)):
+    if isinstance(value, frozenset) or type(value) is set:
         items = [_stable(v) for v in value]
         return None if None in items else f"set[{', '.join(sorted(items))}]"
-    if isinstance(value, dict):
+    if type(value) is dict:
         items = [(_stable(k), _stable(v)) for k, v in value.items()]
         return None if any(None in kv for kv in items) else "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
     return None
@@ -248,16 +258,39 @@ def build(name: str, profile: str | Config | None = None, overrides=(), *, force
     cfg = _resolve_config(profile, overrides)
     final = path(name, cfg)
     if (final / MANIFEST).is_file() and not force:
-        return final
+        return _checked(final, name)
     r = recipe(name)
     for dep in r.deps:
         build(dep, cfg)
     (final.parent / LOCK_DIR).mkdir(parents=True, exist_ok=True)
     with FileLock(final.parent / LOCK_DIR / f"{final.name}.lock"):
         if (final / MANIFEST).is_file() and not force:  # built by another process while this one waited
-            return final
+            return _checked(final, name)
         _build_into(r, cfg, final, force)
     return final
+
+
+def _checked(folder: Path, name: str) -> Path:
+    """``folder`` if its manifest says it is artifact ``name`` with the key in the folder's name, else a ``ZooError``."""
+    key = folder.name.rsplit("-", 1)[1]
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ZooError(f"{folder}: unreadable manifest ({err}); remove the folder and build again") from err
+    found = (manifest.get("name"), manifest.get("key"))
+    if found != (name, key):
+        raise ZooError(f"{folder}: its manifest says artifact {found[0]!r} with key {found[1]!r}, not {name!r} with key "
+                       f"{key!r}: it was written by another version of the recipe (or copied in); remove it with "
+                       f"`course zoo clean {name}` or by hand, and build again")
+    return folder
+
+
+def _peak_rss_bytes() -> int:
+    """The largest resident memory this process has had (Linux reports kilobytes, macOS bytes)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
@@ -266,7 +299,11 @@ def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
     tmp.mkdir()
     try:
         start = time.perf_counter()
-        r.build(cfg, tmp)
+        try:
+            r.build(cfg, tmp)
+        except OSError as err:  # a full disk, a failing write: say which artifact, keep nothing
+            raise ZooError(f"building {r.name!r} into {final.parent} failed while writing: {err}; nothing was kept "
+                           f"(free some space, or point COURSE_CACHE_DIR elsewhere, and build again)") from err
         manifest = {
             "name": r.name,
             "key": final.name.rsplit("-", 1)[1],
@@ -274,10 +311,15 @@ def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
             "sections": {s: cfg.to_dict()[s] for s in r.sections},
             "deps": {d: path(d, cfg).name for d in r.deps},
             "build_seconds": round(time.perf_counter() - start, 3),
+            "peak_rss_bytes": _peak_rss_bytes(),  # of the building process (the lifecycle builds one per process)
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         # The manifest is written last: a folder without one is never loaded.
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        try:
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        except OSError as err:
+            raise ZooError(f"building {r.name!r}: writing its manifest failed: {err}; nothing was kept") from err
         if force and final.exists():
             shutil.rmtree(final)
         try:
@@ -302,8 +344,10 @@ def manifest(name: str, profile: str | Config | None = None, overrides=()) -> di
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
-def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), everything: bool = False) -> list[Path]:
-    """Remove interrupted builds and stale entries; with ``everything`` the whole cache.
+def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), everything: bool = False,
+          stale: bool = True) -> list[Path]:
+    """Remove interrupted builds and stale entries (only interrupted builds when ``stale`` is False); with
+    ``everything`` the whole cache.
 
     Stale means: a folder of a known recipe whose key is not the current one for
     this profile. Returns what was removed.
@@ -317,15 +361,15 @@ def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), e
     removed = []
     for entry in sorted(root.iterdir()):
         if entry.name == LOCK_DIR:  # lock files of builds, kept unless everything goes
-            name, stale = LOCK_DIR, False
+            name, gone = LOCK_DIR, False
         elif entry.name.startswith(".tmp-"):
             # .tmp-<name>-<key>-<pid>-<nonce>: an interrupted build unless its process still runs.
             name, _key, pid, _nonce = entry.name[len(".tmp-"):].rsplit("-", 3)
-            stale = not _process_alive(int(pid))
+            gone = not _process_alive(int(pid))
         else:
             name = entry.name.rsplit("-", 1)[0]
-            stale = entry.name not in current or not (entry / MANIFEST).is_file()
-        if everything or (stale and name in wanted):
+            gone = stale and (entry.name not in current or not (entry / MANIFEST).is_file())
+        if everything or (gone and name in wanted):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed

@@ -172,3 +172,66 @@ def test_cache_dir_defaults_to_the_repo_and_is_git_ignored(monkeypatch):
     assert zoo.cache_dir(load_config("ci", ["zoo.cache_dir=/somewhere/else"])) == Path("/somewhere/else")
     ignored = subprocess.run(["git", "check-ignore", "-q", ".course_cache/x"], cwd=root)
     assert ignored.returncode == 0
+
+
+def test_a_full_disk_names_the_artifact_and_keeps_nothing(cache):
+    with pytest.raises(zoo.ZooError, match=r"building 'test-disk-full' into .* failed while writing: .*No space left "
+                                           r"on device.*nothing was kept"):
+        zoo.get("test-disk-full", "ci")
+    assert not zoo.is_built("test-disk-full", "ci")
+    assert entries(cache) == []  # no half-written folder, finished or temporary
+
+
+def test_a_failing_manifest_write_keeps_nothing(cache, monkeypatch):
+    import errno
+
+    write = Path.write_text
+
+    def failing(self, *args, **kwargs):
+        if self.name == zoo.MANIFEST:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    with pytest.raises(zoo.ZooError, match="building 'test-seed': writing its manifest failed: .*No space left"):
+        zoo.get("test-seed", "ci")
+    monkeypatch.undo()
+    assert entries(cache) == [] and not zoo.is_built("test-seed", "ci")
+    assert zoo.get("test-seed", "ci") == "seed=0"  # the next build, with room, completes
+
+
+def test_an_entry_of_another_recipe_version_is_refused(cache):
+    import json
+    import shutil
+
+    zoo.get("test-seed", "ci", ["run.seed=1"])
+    other, current = zoo.path("test-seed", "ci", ["run.seed=1"]), zoo.path("test-seed", "ci")
+    shutil.copytree(other, current)  # a folder under the current key whose manifest names another key
+    with pytest.raises(zoo.ZooError, match=rf"its manifest says artifact 'test-seed' with key '{other.name[-16:]}', "
+                                           rf"not 'test-seed' with key '{current.name[-16:]}'.*another version"):
+        zoo.get("test-seed", "ci")
+    manifest = json.loads((current / zoo.MANIFEST).read_text())
+    (current / zoo.MANIFEST).write_text(json.dumps(manifest | {"key": current.name[-16:], "name": "test-child"}))
+    with pytest.raises(zoo.ZooError, match="says artifact 'test-child'"):
+        zoo.get("test-seed", "ci")
+
+
+def test_the_manifest_records_the_build_cost():
+    zoo.get("test-seed", "ci")
+    manifest = zoo.manifest("test-seed", "ci")
+    assert manifest["build_seconds"] >= 0 and manifest["processes"] == 1
+    assert 10 * 2**20 < manifest["peak_rss_bytes"] < 64 * 2**30  # this Python process, at least tens of MB
+
+
+def test_keys_do_not_depend_on_what_the_process_did_before(fresh_fingerprints):
+    """Lookup tables that fill as they are used (pii's fold table, dedup's space table) are caches, not constants:
+    running the code that fills them must not change a key (it once did: a build after curation got a new key)."""
+    from course_lib.curation import dedup, pii
+
+    cfg = load_config("ci")
+    names = ("curated", "aligned", "scorecard")
+    before = {n: zoo.cache_key(n, cfg) for n in names}
+    pii.fold("Ｆｕｌｌ－ｗｉｄｔｈ 010－1234－5678 ")
+    dedup.normalize_text("Hello, World! 안녕하세요 — ¿qué?")
+    zoo.code_fingerprint.cache_clear()
+    assert {n: zoo.cache_key(n, cfg) for n in names} == before

@@ -37,3 +37,11 @@ def _build_slow(cfg, out):
 def _build_fails(cfg, out):
     (out / "value.txt").write_text("never finished")
     raise RuntimeError("recipe bug")
+
+
+@zoo.register("test-disk-full", load=_load, sections=(), description="runs out of disk space midway through its build")
+def _build_disk_full(cfg, out):
+    import errno
+
+    (out / "value.txt").write_text("half written")
+    raise OSError(errno.ENOSPC, "No space left on device", str(out / "weights.bin"))
