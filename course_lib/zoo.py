@@ -262,11 +262,35 @@ def build(name: str, profile: str | Config | None = None, overrides=(), *, force
     r = recipe(name)
     for dep in r.deps:
         build(dep, cfg)
+    if _world_size() > 1:
+        return _build_distributed(r, cfg, final, force)
     (final.parent / LOCK_DIR).mkdir(parents=True, exist_ok=True)
     with FileLock(final.parent / LOCK_DIR / f"{final.name}.lock"):
         if (final / MANIFEST).is_file() and not force:  # built by another process while this one waited
             return _checked(final, name)
         _build_into(r, cfg, final, force)
+    return final
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _build_distributed(r: Recipe, cfg: Config, final: Path, force: bool) -> Path:
+    """Every process of a launcher (torchrun, accelerate launch) runs ``r.build`` together into one folder.
+
+    The processes share a temporary folder named after their launcher's process (the parent of
+    every local rank), so the training loop inside the build sees one output folder; the
+    process of rank 0 writes the manifest and renames the folder into place, as one process
+    would. No file lock: the ranks wait for each other inside the training loop instead.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    tmp = final.parent / f".tmp-{final.name}-{os.getppid()}-ranks"
+    tmp.mkdir(parents=True, exist_ok=True)
+    if rank != 0:
+        r.build(cfg, tmp)
+        return final
+    _build_into(r, cfg, final, force, tmp=tmp)
     return final
 
 
@@ -293,10 +317,11 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
+def _build_into(r: Recipe, cfg: Config, final: Path, force: bool, tmp: Path | None = None) -> None:
     """Run ``r.build`` in a temporary folder, write its manifest last, and rename it to ``final``."""
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    if tmp is None:
+        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
     try:
         start = time.perf_counter()
         try:
@@ -312,7 +337,7 @@ def _build_into(r: Recipe, cfg: Config, final: Path, force: bool) -> None:
             "deps": {d: path(d, cfg).name for d in r.deps},
             "build_seconds": round(time.perf_counter() - start, 3),
             "peak_rss_bytes": _peak_rss_bytes(),  # of the building process (the lifecycle builds one per process)
-            "processes": int(os.environ.get("WORLD_SIZE", "1")),
+            "processes": _world_size(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         # The manifest is written last: a folder without one is never loaded.
@@ -349,8 +374,9 @@ def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), e
     """Remove interrupted builds and stale entries (only interrupted builds when ``stale`` is False); with
     ``everything`` the whole cache.
 
-    Stale means: a folder of a known recipe whose key is not the current one for
-    this profile. Returns what was removed.
+    Stale means: a folder of a known recipe built for this profile whose key is not the current
+    one (another profile's artifacts are left alone), or a folder with no manifest. Returns what
+    was removed.
     """
     cfg = _resolve_config(profile)
     root = cache_dir(cfg)
@@ -368,11 +394,20 @@ def clean(profile: str | Config | None = None, *, names: tuple[str, ...] = (), e
             gone = not _process_alive(int(pid))
         else:
             name = entry.name.rsplit("-", 1)[0]
-            gone = stale and (entry.name not in current or not (entry / MANIFEST).is_file())
+            gone = stale and (not (entry / MANIFEST).is_file()
+                              or (entry.name not in current and _profile_of(entry) == cfg.profile))
         if everything or (gone and name in wanted):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
+
+
+def _profile_of(entry: Path) -> str | None:
+    """The profile an artifact folder was built for (its manifest says), or None when unreadable."""
+    try:
+        return json.loads((entry / MANIFEST).read_text(encoding="utf-8")).get("profile")
+    except (OSError, ValueError):
+        return None
 
 
 def _process_alive(pid: int) -> bool:

@@ -55,7 +55,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(tmp_path):
             line = next(line for line in done.stdout.splitlines() if line.split()[1:2] == [name])
             assert line.split()[0] == stage.name and "to build" in line
     assert "run, model, world, data, pretrain, curation, instruct, alignment" in done.stdout  # the config each reads
-    assert "17 artifacts, 17 to build; estimated" in done.stdout
+    assert "17 artifacts, 17 to build; no estimate (17 never built on this profile" in done.stdout
     assert not (tmp_path / "empty").exists() or not any(p.name != zoo.LOCK_DIR for p in (tmp_path / "empty").iterdir())
 
 
@@ -163,3 +163,52 @@ def test_killed_midway_resumes_and_gives_the_same_scorecard(card, cfg, tmp_path)
     assert sorted(p.name for p in cache.iterdir() if p.name != zoo.LOCK_DIR) == sorted(key.values())
     resumed = json.loads((cache / key["scorecard"] / lifecycle.JSON_FILE).read_text(encoding="utf-8"))
     assert figures(resumed) == figures(card)
+
+
+@pytest.mark.slow
+def test_the_pretraining_stage_runs_on_two_processes(cfg, card, tmp_path, monkeypatch):
+    """`--launcher` runs base's build under torchrun: two CPU processes (gloo) train it together, and the result is
+    the one-process model with twice the gradient accumulation (each process reads its own half of every batch)."""
+    import torch
+    from safetensors.torch import load_file
+
+    cache = tmp_path / "cache"
+    for name in ("curated", "tokenizer", "pretrain-data"):
+        shutil.copytree(zoo.path(name, cfg), cache / zoo.path(name, cfg).name)
+    monkeypatch.delenv("COURSE_CACHE_DIR", raising=False)  # zoo.cache_dir below, not the environment's
+    launcher = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node 2"
+    done = course("lifecycle", "--profile", "ci", "--stages", "pretraining", "--launcher", launcher, cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp = cache / zoo.path("base", cfg).name
+    assert json.loads((ddp / zoo.MANIFEST).read_text())["processes"] == 2
+    assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
+    single = zoo.build("base", load_config("ci", ["pretrain.train.grad_accum_steps=2", f"zoo.cache_dir={cache}"]))
+    a, b = load_file(ddp / "final" / "model.safetensors"), load_file(single / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+# --------------------------------------------------------------------------- what it costs at scale
+
+
+def test_scale_table_by_hand_and_in_the_readme(cfg):
+    from pathlib import Path
+
+    from course_lib.lifecycle.scale import markdown_table, parameters, scale_table
+
+    base = zoo.get("base", cfg).model
+    assert parameters(cfg) == sum(p.numel() for p in {id(p): p for p in base.parameters()}.values())
+    gpu = load_config("gpu")
+    (pre, sft, dpo, _) = scale_table(gpu, processes=1)
+    n, t = pre["parameters"], gpu.pretrain.train
+    assert 100e6 < n < 130e6  # the README's "~125M-parameter model on a GPU", 12 x 768 with a 32k vocabulary
+    assert pre["tokens"] == t.max_steps * t.batch_size * t.grad_accum_steps * gpu.pretrain.block_size
+    assert pre["flops"] == 6 * n * pre["tokens"] and dpo["flops"] == 8 * n * dpo["tokens"]
+    assert pre["hours"] == pytest.approx(pre["flops"] / (989e12 * 0.4) / 3600)
+    assert pre["memory_gib_per_gpu"] * 2**30 > 16 * n  # AdamW's states alone
+    eight = scale_table("multi_gpu", processes=8, fsdp=True)
+    assert eight[0]["largest_micro_batch_that_fits"] < eight[0]["micro_batch"]  # as configured, it does not fit
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table(scale_table(gpu, 1)) in readme
+    assert markdown_table(eight) in readme

@@ -235,3 +235,12 @@ def test_keys_do_not_depend_on_what_the_process_did_before(fresh_fingerprints):
     dedup.normalize_text("Hello, World! 안녕하세요 — ¿qué?")
     zoo.code_fingerprint.cache_clear()
     assert {n: zoo.cache_key(n, cfg) for n in names} == before
+
+
+def test_clean_leaves_other_profiles_alone(cache):
+    zoo.get("test-seed", "ci")
+    zoo.get("test-seed", "laptop")  # another profile's artifact: not stale for ci
+    zoo.get("test-seed", "ci", ["run.seed=1"])  # ci's, under a key that is not current: stale
+    removed = zoo.clean("ci", names=("test-seed",))
+    assert [p.name for p in removed] == [zoo.path("test-seed", "ci", ["run.seed=1"]).name]
+    assert zoo.is_built("test-seed", "laptop") and zoo.is_built("test-seed", "ci")

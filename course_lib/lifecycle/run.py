@@ -105,15 +105,17 @@ def plan(cfg: Config, stages: str | list[str] | None = None) -> list[dict]:
 
 def format_plan(rows: list[dict]) -> str:
     """The plan as a text table, with the total estimate."""
-    lines = [f"{'stage':<12} {'artifact':<16} {'status':<10} {'estimate':>9}  config sections"]
+    width = max(len(r["artifact"]) for r in rows) + 1
+    lines = [f"{'stage':<12} {'artifact':<{width}} {'status':<9} {'estimate':>9}  config sections"]
     for r in rows:
         est = "-" if r["estimate_seconds"] is None else f"{r['estimate_seconds']:.0f} s"
-        lines.append(f"{r['stage']:<12} {r['artifact']:<16} {'cached' if r['cached'] else 'to build':<10} "
+        lines.append(f"{r['stage']:<12} {r['artifact']:<{width}} {'cached' if r['cached'] else 'to build':<9} "
                      f"{est:>9}  {', '.join(r['sections'])}")
     known = [r["estimate_seconds"] for r in rows if r["estimate_seconds"] is not None]
     unknown = sum(r["estimate_seconds"] is None for r in rows)
-    lines.append(f"{len(rows)} artifacts, {sum(not r['cached'] for r in rows)} to build; estimated "
-                 f"{sum(known) / 60:.1f} min" + (f" plus {unknown} not yet measured" if unknown else ""))
+    total = f"estimated {sum(known) / 60:.1f} min" if known else "no estimate"
+    lines.append(f"{len(rows)} artifacts, {sum(not r['cached'] for r in rows)} to build; {total}"
+                 + (f" ({unknown} never built on this profile: no estimate for them)" if unknown else ""))
     return "\n".join(lines)
 
 

@@ -86,3 +86,20 @@ def _sequence_train(cfg: Config):
     from ..compression.experiments import sequence_train_config
 
     return sequence_train_config(cfg)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """``scale_table``'s rows as the README's Markdown table (the test checks the README against it)."""
+    def small(x: float, digits: str) -> str:
+        return "< 0.01" if x < 0.005 else format(x, digits)
+
+    several = rows[0]["processes"] > 1
+    lines = ["| stage | parameters | steps | tokens per step | tokens | FLOPs | memory per GPU (micro-batch) | largest "
+             f"micro-batch in {ASSUMED_GPU['memory_bytes'] / 1e9:.0f} GB | hours{' (GPU-hours)' if several else ''} |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        hours = small(r["hours"], ".2f") + (f" ({r['gpu_hours']:.2f})" if several else "")
+        lines.append(f"| {r['stage']} | {r['parameters'] / 1e6:.0f}M | {r['steps']:,} | {r['tokens_per_step']:,} | "
+                     f"{r['tokens'] / 1e9:.3g}B | {r['flops']:.2e} | {r['memory_gib_per_gpu']:.0f} GiB "
+                     f"({r['micro_batch']}) | {r['largest_micro_batch_that_fits']} | {hours} |")
+    return "\n".join(lines)
