@@ -33,12 +33,15 @@ INT8_FILE = "int8.safetensors"
 
 @dataclass
 class Loaded:
-    """One model of the scorecard: ``model`` (eval mode), ``tokenizer`` (chat template added), weight ``files``."""
+    """One model of the scorecard: ``model`` (eval mode), ``tokenizer`` (chat template added), weight ``files``,
+    and ``dense``: the same weights as ordinary float tensors, where ``model`` packs them (int8 kernels) so that
+    its parameters can no longer be counted."""
 
     name: str
     model: torch.nn.Module
     tokenizer: object
     files: list[Path]
+    dense: torch.nn.Module | None = None
 
     @property
     def disk_bytes(self) -> int:
@@ -56,7 +59,8 @@ def load(name: str, cfg: Config) -> Loaded:
     if name in ("base", "instruct", "aligned"):
         model, tokenizer, files = got.model, got.tokenizer, sorted((got.path / FINAL_DIR).glob("*.safetensors"))
     else:
-        model, tokenizer, files = got
+        model, tokenizer, files, *dense = got
+        return Loaded(name, model.eval(), add_chat_template(tokenizer), files, dense[0] if dense else None)
     return Loaded(name, model.eval(), add_chat_template(tokenizer), files)
 
 
@@ -93,7 +97,7 @@ def _load_int8(path: Path, cfg: Config):
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise ValueError(f"{path / INT8_FILE}: missing weights {missing}, unexpected {unexpected}")
     model.tie_weights()
-    return torch_int8(model.eval()), AutoTokenizer.from_pretrained(path), [path / INT8_FILE]
+    return torch_int8(model.eval()), AutoTokenizer.from_pretrained(path), [path / INT8_FILE], model
 
 
 @zoo.register("aligned-int8", load=_load_int8, sections=SECTIONS, deps=("aligned",),

@@ -111,8 +111,9 @@ def format_plan(rows: list[dict]) -> str:
         est = "-" if r["estimate_seconds"] is None else f"{r['estimate_seconds']:.0f} s"
         lines.append(f"{r['stage']:<12} {r['artifact']:<{width}} {'cached' if r['cached'] else 'to build':<9} "
                      f"{est:>9}  {', '.join(r['sections'])}")
-    known = [r["estimate_seconds"] for r in rows if r["estimate_seconds"] is not None]
-    unknown = sum(r["estimate_seconds"] is None for r in rows)
+    todo = [r for r in rows if not r["cached"]]
+    known = [r["estimate_seconds"] for r in todo if r["estimate_seconds"] is not None]
+    unknown = len(todo) - len(known)
     total = f"estimated {sum(known) / 60:.1f} min" if known else "no estimate"
     lines.append(f"{len(rows)} artifacts, {sum(not r['cached'] for r in rows)} to build; {total}"
                  + (f" ({unknown} never built on this profile: no estimate for them)" if unknown else ""))
@@ -142,6 +143,7 @@ def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, lau
     zoo.clean(cfg, names=tuple(a for s in chosen for a in s.artifacts), stale=False)  # interrupted builds only
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for stage in chosen:
+        zoo.code_fingerprint.cache_clear()  # keys from the code as it is now: the builds run in fresh processes
         todo = [a for a in stage.artifacts if not zoo.is_built(a, cfg)]
         bar = tqdm(total=len(stage.artifacts), initial=len(stage.artifacts) - len(todo), unit="artifact",
                    desc=f"{stage.name} (ch {stage.chapter})", disable=not progress)
@@ -155,9 +157,11 @@ def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, lau
                 raise LifecycleError(f"stage {stage.name!r}: building {name!r} failed (exit status {done.returncode}; "
                                      f"command: {shlex.join(command)}); the artifacts before it are cached, rerun "
                                      f"to resume")
+            zoo.code_fingerprint.cache_clear()
             if not zoo.is_built(name, cfg):
                 bar.close()
-                raise LifecycleError(f"stage {stage.name!r}: {name!r} finished without a manifest")
+                raise LifecycleError(f"stage {stage.name!r}: {name!r} finished without a manifest (was the code "
+                                     f"edited while it ran? then run again)")
             log(f"{stage.name}: built {name} in {time.perf_counter() - start:.1f} s")
             bar.update(1)
         bar.close()

@@ -78,7 +78,8 @@ def footprint(cfg: Config, m) -> dict:
     from ..compression.pruning import nonzero_parameters
     from ..compression.speed import resident_bytes, time_generation
 
-    parameters = {id(p): p for p in m.model.parameters()}.values()
+    counted = m.dense if m.dense is not None else m.model  # int8 kernels pack their weights out of parameters()
+    parameters = {id(p): p for p in counted.parameters()}.values()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a latency on one core is comparable between models; the machine's load is not
     try:
@@ -86,7 +87,7 @@ def footprint(cfg: Config, m) -> dict:
                                   rounds=cfg.lifecycle.latency_rounds)[m.name]
     finally:
         torch.set_num_threads(threads)
-    return {"parameters": int(sum(p.numel() for p in parameters)), "nonzero": nonzero_parameters(m.model),
+    return {"parameters": int(sum(p.numel() for p in parameters)), "nonzero": nonzero_parameters(counted),
             "disk_bytes": m.disk_bytes, "resident_bytes": sum(resident_bytes(f) for f in m.files),
             "seconds_per_token": seconds, "files": [f.name for f in m.files]}
 
