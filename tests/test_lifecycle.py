@@ -13,6 +13,7 @@ import pytest
 
 from course_lib import lifecycle, zoo
 from course_lib.config import load_config
+from course_lib.lifecycle.stages import MEASURED_SECONDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,7 +56,8 @@ def test_dry_run_prints_the_plan_and_builds_nothing(tmp_path):
             line = next(line for line in done.stdout.splitlines() if line.split()[1:2] == [name])
             assert line.split()[0] == stage.name and "to build" in line
     assert "run, model, world, data, pretrain, curation, instruct, alignment" in done.stdout  # the config each reads
-    assert "17 artifacts, 17 to build; no estimate (17 never built on this profile" in done.stdout
+    estimate = sum(MEASURED_SECONDS["ci"].values()) / 60
+    assert f"17 artifacts, 17 to build; estimated {estimate:.1f} min" in done.stdout
     assert not (tmp_path / "empty").exists() or not any(p.name != zoo.LOCK_DIR for p in (tmp_path / "empty").iterdir())
 
 

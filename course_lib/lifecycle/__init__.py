@@ -7,7 +7,7 @@
 
 ``course lifecycle --profile ci`` (``make capstone`` on ``laptop``) runs it from the command line.
 
-Modules: ``run`` (the stages in order, the plan, the resumable run), ``models`` (the six models
+Modules: ``stages`` (the stages in order, the plan, the resumable run), ``models`` (the six models
 of the scorecard: base, instruct, aligned, and aligned in int8, pruned and distilled; the
 compressed ones are zoo artifacts here), ``scores`` (each model measured: harness, perplexity,
 gold reward and KL, footprint, RAG and QASA), ``scorecard`` (the table, the arena, the stages'
@@ -17,7 +17,7 @@ multi_gpu profiles' sizes, derived from their configs).
 
 from . import scorecard, scores  # noqa: F401  (register the zoo's chapter 11 artifacts)
 from .models import CHAT_MODELS, MODELS, Loaded, load
-from .run import STAGE_NAMES, STAGES, LifecycleError, Stage, build_command, format_plan, plan, run, select
+from .stages import STAGE_NAMES, STAGES, LifecycleError, Stage, build_command, format_plan, plan, run, select
 from .scale import ASSUMED_GPU, ASSUMED_MFU, scale_table
 from .scorecard import HTML_FILE, JSON_FILE, model_row, plots, render_html
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import zoo
 from ..config import Config
 from .models import MODELS
-from .run import STAGES
+from .stages import STAGES
 
 HTML_FILE = "scorecard.html"
 JSON_FILE = "scorecard.json"
