@@ -167,7 +167,8 @@ def _code(obj) -> tuple[str, set[str], list[tuple[str, object]]]:
         if isinstance(node, ast.ImportFrom):
             target = "." * node.level + (node.module or "")
             module = importlib.import_module(importlib.util.resolve_name(target, package) if node.level else target)
-            imported += [(a.asname or a.name, getattr(module, a.name)) for a in node.names if hasattr(module, a.name)]
+            imported += [(a.asname or a.name, value) for a in node.names
+                         if (value := _imported_name(module, a.name)) is not None]
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
@@ -177,6 +178,19 @@ def _code(obj) -> tuple[str, set[str], list[tuple[str, object]]]:
         elif isinstance(node, ast.Attribute):
             names.add(node.attr)
     return ast.unparse(tree), names, imported
+
+
+def _imported_name(module, name: str):
+    """What ``from module import name`` gives: the module's attribute, else its submodule ``name`` (imported here, so
+    that the answer does not depend on whether some earlier code of this process happened to import it), else None."""
+    if hasattr(module, name):
+        return getattr(module, name)
+    if hasattr(module, "__path__"):  # a package: ``name`` may be a submodule not imported yet
+        try:
+            return importlib.import_module(f"{module.__name__}.{name}")
+        except ModuleNotFoundError:
+            return None
+    return None
 
 
 @functools.lru_cache(maxsize=None)

@@ -244,3 +244,19 @@ def test_clean_leaves_other_profiles_alone(cache):
     removed = zoo.clean("ci", names=("test-seed",))
     assert [p.name for p in removed] == [zoo.path("test-seed", "ci", ["run.seed=1"]).name]
     assert zoo.is_built("test-seed", "laptop") and zoo.is_built("test-seed", "ci")
+
+
+def test_keys_do_not_depend_on_which_submodules_were_imported_first():
+    """A recipe that imports a submodule lazily (``from ..alignment import arena as A`` in the scorecard's code)
+    reaches the same code whether or not something earlier in the process imported that submodule (a test worker
+    that ran chapter 07's tests first once computed another key than a fresh process: the lifecycle failed).
+    Every key, in a fresh process and in one that imported every module of the library first."""
+    script = ("import importlib, pkgutil, sys, course_lib; from course_lib import zoo; "
+              "from course_lib.config import load_config; "
+              "[importlib.import_module(m.name) for m in pkgutil.walk_packages(course_lib.__path__, 'course_lib.') "
+              " if sys.argv[1:] and not m.name.endswith('__main__')]; "
+              "print(sorted((n, zoo.cache_key(n, load_config('ci'))) for n in zoo.recipes()))")
+    fresh, everything = (subprocess.run([sys.executable, "-c", script, *first], capture_output=True, text=True,
+                                        check=True).stdout for first in ((), ("all",)))
+    assert fresh == everything
+    assert "'scorecard'" in fresh and "'arena'" in fresh

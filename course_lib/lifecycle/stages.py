@@ -172,8 +172,11 @@ def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, lau
             zoo.code_fingerprint.cache_clear()
             if not zoo.is_built(name, cfg):
                 bar.close()
-                raise LifecycleError(f"stage {stage.name!r}: {name!r} finished without a manifest (was the code "
-                                     f"edited while it ran? then run again)")
+                built = sorted(p.name for p in zoo.cache_dir(cfg).glob(f"{name}-*")
+                               if p.name.rsplit("-", 1)[0] == name and (p / zoo.MANIFEST).is_file())
+                raise LifecycleError(f"stage {stage.name!r}: {name!r} finished, but not under the key this process "
+                                     f"expects ({zoo.path(name, cfg).name}; the cache holds {', '.join(built) or 'none'})"
+                                     f": was the code edited while it ran? then run again")
             log(f"{stage.name}: built {name} in {time.perf_counter() - start:.1f} s")
             bar.update(1)
         bar.close()
