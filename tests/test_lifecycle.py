@@ -77,6 +77,12 @@ def test_unknown_stage_and_profile_are_named(tmp_path):
     assert done.returncode == 2 and "unknown profile 'tiny'" in done.stderr and "available profiles: ci" in done.stderr
 
 
+def test_a_config_the_builds_cannot_rebuild_is_refused(cfg):
+    changed = load_config("ci", ["lifecycle.harness_limit=2"])
+    with pytest.raises(lifecycle.LifecycleError, match=r"the config differs from profile 'ci' with overrides \[\]"):
+        lifecycle.run(changed, progress=False)
+
+
 def test_a_failed_build_stops_the_run_with_its_name(cfg, tmp_path, monkeypatch):
     """A build that fails (here: a cache that cannot be written) stops the lifecycle naming the artifact."""
     blocked = tmp_path / "file"

@@ -151,6 +151,12 @@ def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, lau
     """
     from tqdm.auto import tqdm
 
+    from ..config import load_config
+
+    if load_config(cfg.profile, overrides).to_dict() != cfg.to_dict():
+        raise LifecycleError(f"the config differs from profile {cfg.profile!r} with overrides {list(overrides)}: the "
+                             f"builds run in their own processes, which rebuild the config from the profile and the "
+                             f"overrides, so pass every --set the config was made with")
     chosen = select(stages)
     zoo.clean(cfg, names=tuple(a for s in chosen for a in s.artifacts), stale=False)  # interrupted builds only
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
