@@ -39,6 +39,11 @@ from .config import Config, ConfigError, load_config
 CACHE_DIR_ENV = "COURSE_CACHE_DIR"
 MANIFEST = "manifest.json"
 LOCK_DIR = ".locks"  # one lock file per artifact folder, held while it builds
+# Under a launcher (torchrun, accelerate launch), the artifact named here is built by every process together (its
+# recipe trains with the course loop on all of them); any other artifact is built by one process while the others
+# wait on its lock, as without a launcher.
+TOGETHER_ENV = "COURSE_ZOO_BUILD_TOGETHER"
+TOGETHER_TIMEOUT_S = 600.0  # how long the other ranks wait for rank 0 to put the finished artifact in place
 # Modules whose import registers recipes; imported on first use of the registry.
 RECIPE_MODULES = ("course_lib.tour", "course_lib.curation.effect", "course_lib.pretraining", "course_lib.encdec",
                   "course_lib.instruction", "course_lib.alignment", "course_lib.compression", "course_lib.retrieval",
@@ -276,7 +281,7 @@ def build(name: str, profile: str | Config | None = None, overrides=(), *, force
     r = recipe(name)
     for dep in r.deps:
         build(dep, cfg)
-    if _world_size() > 1:
+    if _world_size() > 1 and os.environ.get(TOGETHER_ENV) == name:
         return _build_distributed(r, cfg, final, force)
     (final.parent / LOCK_DIR).mkdir(parents=True, exist_ok=True)
     with FileLock(final.parent / LOCK_DIR / f"{final.name}.lock"):
@@ -291,7 +296,8 @@ def _world_size() -> int:
 
 
 def _build_distributed(r: Recipe, cfg: Config, final: Path, force: bool) -> Path:
-    """Every process of a launcher (torchrun, accelerate launch) runs ``r.build`` together into one folder.
+    """Every process of a launcher (torchrun, accelerate launch) runs ``r.build`` together into one folder (only for
+    the artifact that ``$COURSE_ZOO_BUILD_TOGETHER`` names: the lifecycle sets it for the stage it launches).
 
     The processes share a temporary folder named after their launcher's process (the parent of
     every local rank), so the training loop inside the build sees one output folder; the
@@ -301,10 +307,16 @@ def _build_distributed(r: Recipe, cfg: Config, final: Path, force: bool) -> Path
     rank = int(os.environ.get("RANK", "0"))
     tmp = final.parent / f".tmp-{final.name}-{os.getppid()}-ranks"
     tmp.mkdir(parents=True, exist_ok=True)
-    if rank != 0:
-        r.build(cfg, tmp)
+    if rank == 0:
+        _build_into(r, cfg, final, force, tmp=tmp, processes=_world_size())
         return final
-    _build_into(r, cfg, final, force, tmp=tmp)
+    r.build(cfg, tmp)
+    deadline = time.monotonic() + TOGETHER_TIMEOUT_S
+    while not (final / MANIFEST).is_file():  # rank 0 writes the manifest and renames: then the artifact loads
+        if time.monotonic() > deadline:
+            raise ZooError(f"rank {rank}: {r.name!r} did not appear in {final.parent} within {TOGETHER_TIMEOUT_S:.0f} s "
+                           f"of this rank's part of the build (did rank 0 fail?)")
+        time.sleep(0.2)
     return final
 
 
@@ -331,7 +343,7 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _build_into(r: Recipe, cfg: Config, final: Path, force: bool, tmp: Path | None = None) -> None:
+def _build_into(r: Recipe, cfg: Config, final: Path, force: bool, tmp: Path | None = None, processes: int = 1) -> None:
     """Run ``r.build`` in a temporary folder, write its manifest last, and rename it to ``final``."""
     if tmp is None:
         tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -351,7 +363,7 @@ def _build_into(r: Recipe, cfg: Config, final: Path, force: bool, tmp: Path | No
             "deps": {d: path(d, cfg).name for d in r.deps},
             "build_seconds": round(time.perf_counter() - start, 3),
             "peak_rss_bytes": _peak_rss_bytes(),  # of the building process (the lifecycle builds one per process)
-            "processes": _world_size(),
+            "processes": processes,  # that built it together (under a launcher, see _build_distributed)
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         # The manifest is written last: a folder without one is never loaded.

@@ -192,10 +192,10 @@ def test_a_failing_manifest_write_keeps_nothing(cache, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return write(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", failing)
-    with pytest.raises(zoo.ZooError, match="building 'test-seed': writing its manifest failed: .*No space left"):
-        zoo.get("test-seed", "ci")
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:  # only the write fails; the cache folder of the fixture stays
+        mp.setattr(Path, "write_text", failing)
+        with pytest.raises(zoo.ZooError, match="building 'test-seed': writing its manifest failed: .*No space left"):
+            zoo.get("test-seed", "ci")
     assert entries(cache) == [] and not zoo.is_built("test-seed", "ci")
     assert zoo.get("test-seed", "ci") == "seed=0"  # the next build, with room, completes
 

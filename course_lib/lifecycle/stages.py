@@ -167,9 +167,10 @@ def run(cfg: Config, overrides=(), *, stages: str | list[str] | None = None, lau
                    desc=f"{stage.name} (ch {stage.chapter})", disable=not progress)
         for name in todo:
             bar.set_postfix_str(name)
-            command = build_command(name, cfg, overrides, launcher if name in stage.launchable else None)
+            launched = launcher if name in stage.launchable else None
+            command = build_command(name, cfg, overrides, launched)
             start = time.perf_counter()
-            done = subprocess.run(command, env=env)
+            done = subprocess.run(command, env={**env, zoo.TOGETHER_ENV: name} if launched else env)
             if done.returncode != 0:
                 bar.close()
                 raise LifecycleError(f"stage {stage.name!r}: building {name!r} failed (exit status {done.returncode}; "
