@@ -18,7 +18,10 @@ from course_lib.lifecycle.stages import MEASURED_SECONDS
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 COURSE = [sys.executable, "-m", "course_lib"]
-FIRST_STAGES = ("curated", "tokenizer", "pretrain-data", "base", "instruct")  # what the kill test starts from
+# What the kill test starts from: the training stages as the uninterrupted run left them (that every stage rebuilds
+# deterministically in a fresh process is what the scorecard's equality below also checks, for the evaluation stage).
+FIRST_STAGES = ("curated", "tokenizer", "pretrain-data", "base", "instruct", "aligned", "aligned-answers",
+                "aligned-int8", "aligned-pruned", "aligned-student")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +150,7 @@ def test_scorecard_page(card, cfg):
 def test_killed_midway_resumes_and_gives_the_same_scorecard(card, cfg, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    for name in FIRST_STAGES:  # the run starts where the uninterrupted one had its chain up to instruct
+    for name in FIRST_STAGES:  # the run starts where the uninterrupted one had its compressed models
         shutil.copytree(zoo.path(name, cfg), cache / zoo.path(name, cfg).name)
     key = {name: f"{name}-{zoo.cache_key(name, cfg)}" for s in lifecycle.STAGES for name in s.artifacts}
     finished = lambda: {n for n, k in key.items() if (cache / k / zoo.MANIFEST).is_file()}  # noqa: E731
@@ -155,13 +158,13 @@ def test_killed_midway_resumes_and_gives_the_same_scorecard(card, cfg, tmp_path)
     proc = subprocess.Popen(COURSE + ["lifecycle", "--profile", "ci"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
-    while "aligned-int8" not in finished():  # midway: in the compression stage
-        assert proc.poll() is None and time.monotonic() < deadline, "the first run ended before the compression stage"
+    while "scores-instruct" not in finished():  # midway: in the evaluation stage
+        assert proc.poll() is None and time.monotonic() < deadline, "the first run ended before its evaluation stage"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the lifecycle and the build under way, as a power cut would
     proc.wait()
     done_before = {n: json.loads((cache / key[n] / zoo.MANIFEST).read_text()) for n in finished()}
-    assert "aligned" in done_before and "scorecard" not in done_before
+    assert "scores-instruct" in done_before and "scorecard" not in done_before
 
     rerun = course("lifecycle", "--profile", "ci", cache=cache)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
