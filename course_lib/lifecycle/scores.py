@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import zoo
 from ..config import Config
+from ..packing import perplexity
 from .models import CHAT_MODELS, MODELS, SECTIONS, load
 
 SCORE_SECTIONS = SECTIONS + ("lifecycle",)
@@ -119,11 +120,12 @@ def rag_scores(cfg: Config, m) -> dict:
 
 def score(cfg: Config, name: str) -> dict:
     """Every measure of model ``name`` (see the module's docstring), with the seconds each took."""
-    m, instruct = load(name, cfg), load("instruct", cfg)
+    m = load(name, cfg)
+    instruct = m if name == "instruct" else load("instruct", cfg)
     out: dict = {"model": name, "profile": cfg.profile, "seed": cfg.run.seed, "seconds": {}}
     data = zoo.get("pretrain-data", cfg)
     steps = {"harness": lambda: harness_scores(cfg, m, chat=name in CHAT_MODELS),
-             "perplexity": lambda: _perplexity(m.model, data["eval"]),
+             "perplexity": lambda: perplexity(m.model, data["eval"]),
              "preference": lambda: preference_scores(cfg, m, instruct),
              "footprint": lambda: footprint(cfg, m),
              "rag": lambda: rag_scores(cfg, m) if name in CHAT_MODELS else None}
@@ -132,12 +134,6 @@ def score(cfg: Config, name: str) -> dict:
         out[key] = fn()
         out["seconds"][key] = time.perf_counter() - start
     return out
-
-
-def _perplexity(model, blocks) -> float:
-    from ..packing import perplexity
-
-    return perplexity(model, blocks)
 
 
 def _load(path: Path, cfg: Config) -> dict:
