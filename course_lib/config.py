@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -195,6 +196,11 @@ class AlignmentConfig:
     ppo_lr: float = _bounded(1e-4, gt=0.0, help="PPO's AdamW learning rate")
     ppo_max_new_tokens: int = _bounded(32, ge=1, help="tokens a PPO rollout may write")
     bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
+    # the scaled path (gpu profile): a real preference dataset and TRL's trainers
+    preference_source: str = field(default="", metadata={"pattern": r"|.+\.jsonl|hf:.+", "help": "'' (the world's "
+                                   "pairs), a .jsonl path or hf:<name>[:<config>] (TRL's preference columns)"})
+    max_pairs: int = _bounded(0, ge=0, help="rows read from alignment.preference_source; 0 reads all")
+    trainer: Literal["course", "trl"] = "course"  # course: the course loop; trl: TRL's RewardTrainer and DPOTrainer
 
 
 @dataclass
@@ -531,6 +537,8 @@ def _check(dotted: str, tp: Any, f: dataclasses.Field, value: Any) -> Any:
     """Return ``value`` converted to ``tp``, or raise naming ``dotted``."""
     value = _coerce(dotted, tp, value)
     meta = f.metadata
+    if meta.get("pattern") is not None and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"{dotted!r} must be {meta['help']}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         for bound, ok, word in (
             ("ge", lambda v, b: v >= b, ">="),

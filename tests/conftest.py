@@ -33,3 +33,19 @@ def repo_cache():
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("COURSE_CACHE_DIR", raising=False)
         yield
+
+
+@pytest.fixture(scope="module")
+def tiny(ci, tmp_path_factory):
+    """The ci tokenizer with the chat template and an untrained ci decoder (chapter 07's tests against TRL)."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    from course_lib import zoo
+    from course_lib.instruction.formatting import add_chat_template
+    from course_lib.models import new_decoder
+
+    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "alignment-cache")
+    tokenizer = add_chat_template(AutoTokenizer.from_pretrained(zoo.build("tokenizer", ci)))
+    return tokenizer, new_decoder(ci, tokenizer)

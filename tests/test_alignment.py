@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import zoo
 from course_lib.alignment import bradley_terry as BT
 from course_lib.alignment import losses as L
 from course_lib.alignment import preferences as P
 from course_lib.alignment.reward_model import last_token_rewards, reward_model_from
 from course_lib.curation.pii import find_pii
-from course_lib.instruction.formatting import add_chat_template
-from course_lib.models import new_decoder
 from course_lib.world import build_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -238,18 +235,6 @@ def test_reward_and_dpo_losses_by_hand():
 
 
 # --------------------------------------------------------------------------- against TRL
-
-
-@pytest.fixture(scope="module")
-def tiny(ci, tmp_path_factory):
-    """The ci tokenizer with the chat template and an untrained ci decoder."""
-    import os
-
-    from transformers import AutoTokenizer
-
-    os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "alignment-cache")
-    tokenizer = add_chat_template(AutoTokenizer.from_pretrained(zoo.build("tokenizer", ci)))
-    return tokenizer, new_decoder(ci, tokenizer)
 
 
 @pytest.fixture(scope="module")

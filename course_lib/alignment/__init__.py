@@ -8,8 +8,9 @@ reward model's pairwise loss, the DPO loss, and PPO's pieces: KL estimators, GAE
 clipped policy and value losses, entropy), ``reward_experiments`` (reward models trained
 with the course loop; the ``reward-models`` artifact), ``dpo`` (DPO with the course loop,
 judging a policy by the rules, KL to the reference), ``ppo`` (PPO from scratch, the beta
-sweep), ``arena`` (battles, online Elo, Bradley-Terry with bootstrap intervals) and
-``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts).
+sweep), ``arena`` (battles, online Elo, Bradley-Terry with bootstrap intervals),
+``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts) and ``external`` (preference
+pairs from a JSONL file or the Hub, and TRL's reward and DPO trainers on them: the ``gpu`` path).
 """
 
 from . import aligned, reward_experiments  # noqa: F401  (register the zoo's chapter 07 artifacts)

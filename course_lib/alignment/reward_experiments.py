@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from .. import zoo
-from ..config import Config
+from ..config import Config, is_offline
 from . import preferences as P
 from .reward_model import pair_accuracy, train_reward_model
 
@@ -40,6 +40,22 @@ def preference_data(cfg: Config) -> list[dict]:
     from ..world import build_world
 
     return P.preference_prompts(build_world(cfg.world), per_kind=cfg.alignment.per_kind, seed=cfg.run.seed)
+
+
+def preference_pairs(cfg: Config) -> tuple[list[dict], list[dict]]:
+    """(train, test) preference pairs of ``cfg``: the world's comparisons, or ``alignment.preference_source``'s.
+
+    An empty source gives the world's prompts' comparisons (no label noise), split by
+    prompt; a ``.jsonl`` file or ``hf:<name>`` gives its first ``alignment.max_pairs`` rows
+    (all when 0) as pairs (``external.load_preference_pairs``), split by their ``split``.
+    """
+    from .external import load_preference_pairs
+
+    a = cfg.alignment
+    if not a.preference_source:
+        return P.split_pairs(P.comparisons(preference_data(cfg), seed=cfg.run.seed))
+    return P.split_pairs(load_preference_pairs(a.preference_source, max_rows=a.max_pairs, offline=is_offline(cfg),
+                                               seed=cfg.run.seed))
 
 
 def held_out_prompts(cfg: Config) -> list[dict]:
