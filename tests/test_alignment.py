@@ -290,3 +290,30 @@ def test_reward_loss_agrees_with_trl(tiny, batch_pairs, tmp_path):
                                              attention_mask=batch["attention_mask"]).logits.squeeze(-1), atol=1e-6)
     mine = L.reward_loss(*rewards.chunk(2), margin=batch["margin"])
     assert mine.item() == pytest.approx(theirs.item(), abs=1e-6)
+
+
+# --------------------------------------------------------------------------- best-of-n (over-optimisation)
+
+
+def test_best_of_n_expectation_by_hand_and_by_enumeration():
+    import itertools
+    import random
+
+    from course_lib.alignment.overoptimisation import best_of_n_expectation, bon_kl, turning_point
+
+    proxy, gold = [0.1, 0.3, 0.2], [1.0, 2.0, 3.0]
+    assert best_of_n_expectation(proxy, gold, 1) == pytest.approx((0.2, 2.0))  # n = 1: the plain mean
+    assert best_of_n_expectation(proxy, gold, 3) == pytest.approx((0.3, 2.0))  # n = N: the proxy's favourite
+    # n = 2: {0,1} keeps 1 (gold 2), {0,2} keeps 2 (gold 3), {1,2} keeps 1 (gold 2)
+    assert best_of_n_expectation(proxy, gold, 2) == pytest.approx(((0.3 + 0.2 + 0.3) / 3, 7 / 3))
+    rng = random.Random(0)
+    proxy, gold = [rng.random() for _ in range(7)], [rng.random() for _ in range(7)]
+    for n in range(1, 8):
+        kept = [max(c, key=lambda i: proxy[i]) for c in itertools.combinations(range(7), n)]
+        expected = (sum(proxy[i] for i in kept) / len(kept), sum(gold[i] for i in kept) / len(kept))
+        assert best_of_n_expectation(proxy, gold, n) == pytest.approx(expected)
+    assert bon_kl(1) == 0.0 and bon_kl(2) == pytest.approx(math.log(2) - 0.5)
+    with pytest.raises(ValueError, match=r"n must be an int in \[1, 7\]"):
+        best_of_n_expectation(proxy, gold, 8)
+    curve = [{"proxy": 0.0, "gold": 1.0}, {"proxy": 1.0, "gold": 2.0}, {"proxy": 2.0, "gold": 1.5}]
+    assert turning_point(curve) == {"peak": curve[1], "last": curve[2], "gold_falls": True, "proxy_rises": True}

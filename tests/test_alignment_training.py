@@ -95,11 +95,12 @@ def test_dpo_starts_at_ln2_and_the_margin_rises(ci, aligned):
     log = results(ci)["dpo_log"]
     assert len(log) == ci.alignment.dpo.max_steps
     assert log[0]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy = reference at the first step
-    assert log[0]["loss"] == pytest.approx(log[0]["dpo_loss"], abs=1e-6)  # ci adds no SFT term
+    w = ci.alignment.dpo_sft_weight  # the loss adds w times the chosen responses' token NLL (RPO)
+    assert log[0]["loss"] == pytest.approx(log[0]["dpo_loss"] + w * log[0]["sft_loss"], rel=1e-5)
     assert abs(log[0]["margin"]) < 1e-4
     late = log[-5:]
     assert sum(r["margin"] for r in late) / len(late) > 0.5
-    assert sum(r["loss"] for r in late) / len(late) < math.log(2) - 0.1
+    assert sum(r["dpo_loss"] for r in late) / len(late) < math.log(2) - 0.1
 
 
 def test_aligned_is_a_causal_lm_that_beats_instruct_on_held_out_preferences(ci, instruct, aligned):
@@ -112,6 +113,26 @@ def test_aligned_is_a_causal_lm_that_beats_instruct_on_held_out_preferences(ci, 
     assert low <= mean <= high and mean == pytest.approx(out["policy"]["gold"] - out["instruct"]["gold"])
     assert out["kl"] > 0.01  # it moved away from instruct, and says how far
     assert len(out["rows"]["policy"]) == len(held_out_prompts(ci))
+
+
+def test_aligned_is_the_best_candidate_within_the_kl_budget(ci, aligned):
+    from course_lib.alignment.aligned import choose
+
+    out = results(ci)
+    rows = out["candidates"]
+    assert [r["method"] for r in rows] == ["dpo"] + ["ppo"] * len(ci.alignment.ppo_betas)
+    assert all(r["within_budget"] == (r["kl"] <= out["kl_budget"]) for r in rows)
+    assert out["chosen"] == choose(rows) and out["method"] == out["chosen"]["method"]
+    assert out["policy"]["gold"] == pytest.approx(out["chosen"]["gold"]) and out["kl"] == pytest.approx(out["chosen"]["kl"])
+    sweep = zoo.get("ppo-sweep", ci)  # the PPO policies are kept, so aligned can be any of them
+    assert all((zoo.path("ppo-sweep", ci) / f"beta-{r['beta']:g}" / "final" / "config.json").exists() for r in sweep["runs"])
+    assert (aligned.path / "final" / "model.safetensors").exists() and (aligned.path / "metrics.jsonl").exists()
+    by_hand = [{"method": "dpo", "gold": 5.0, "kl": 3.0, "within_budget": True},
+               {"method": "ppo", "gold": 6.0, "kl": 9.0, "within_budget": False},
+               {"method": "ppo", "gold": 5.5, "kl": 2.0, "within_budget": True}]
+    assert choose(by_hand) == by_hand[2]  # the best gold reward among those within the budget
+    with pytest.warns(UserWarning, match="no policy is within the KL budget"):
+        assert choose([{**r, "within_budget": False} for r in by_hand]) == by_hand[2]  # then the closest to instruct
 
 
 def test_sequence_kl_of_a_model_to_itself_is_zero(instruct, prompts):
@@ -174,6 +195,23 @@ def test_ppo_raises_the_reward_models_score_and_a_looser_leash_goes_further(ci, 
         assert run["score"] > sweep["instruct"]["score"] + 0.2  # the proxy reward it optimises rises
         assert len(run["log"]) == ci.alignment.ppo_iterations and run["log"][0]["kl"] == pytest.approx(0, abs=1e-5)
     assert loose["kl"] > tight["kl"] + 1.0  # beta is the leash: a small one lets the policy drift further
+
+
+def test_best_of_n_shows_the_proxy_rising_while_the_gold_reward_falls(ci, reward_models):
+    """Gao et al.'s over-optimisation: pushing harder on the reward model (more samples to pick from, more KL)
+    keeps raising its score, while the rules' reward of what it picks turns down."""
+    from course_lib.alignment.overoptimisation import turning_point
+
+    out = zoo.get("ppo-sweep", ci)["best_of_n"]
+    curve = out["curve"]
+    assert [r["n"] for r in curve] == [2**k for k in range(len(curve))] and curve[-1]["n"] == ci.alignment.bon_samples
+    assert out["prompts"] == len(held_out_prompts(ci))
+    proxies, kls = [r["proxy"] for r in curve], [r["kl"] for r in curve]
+    assert all(b >= a for a, b in zip(proxies, proxies[1:])) and proxies[-1] > proxies[0] + 0.5  # never falls
+    assert kls == sorted(kls) and kls[0] == 0.0
+    turn = turning_point(curve)
+    assert turn["gold_falls"] and turn["proxy_rises"], turn
+    assert turn["peak"]["gold"] - turn["last"]["gold"] > 0.05  # a fall larger than rounding
 
 
 def test_ppo_refuses_a_reward_model_with_another_tokenizer_and_a_non_positive_beta(instruct, reward_models, prompts):

@@ -1,14 +1,22 @@
-"""The ``aligned`` model: ``instruct`` trained with DPO on the preference pairs, and how it compares with ``instruct``.
+"""The ``aligned`` model: the better of DPO and PPO by gold reward within a KL budget, and how it compares with ``instruct``.
 
-    zoo.get("aligned")   a TrainedModel like instruct: instruct + DPO (beta = alignment.dpo_beta,
-                         reference = instruct, frozen) on the training prompts' pairs
+    zoo.get("aligned")   a TrainedModel like instruct: of instruct + DPO and the ``ppo-sweep``'s PPO
+                         runs, the policy with the highest mean gold reward on the held-out
+                         prompts among those whose KL to instruct is at most alignment.kl_budget
 
-The run folder holds the policy (``final/``), the course loop's ``metrics.jsonl`` and
-``results.json``: the DPO log per step (loss from ln 2, implicit rewards of the chosen and
-rejected responses, their margin), and both models judged on the held-out preference
-prompts (``dpo.evaluate_policy``, ``dpo.summarize``): mean gold reward, the paired gain
-with its bootstrap 95% interval, refusal rates, answers kept, and the KL to ``instruct``
-(``dpo.sequence_kl``): the budget the gain was bought with.
+DPO (beta = ``alignment.dpo_beta``, reference = ``instruct``, frozen) trains on each
+training prompt's best response against each of the others (``preferences.best_vs_rest``):
+its SFT term (``alignment.dpo_sft_weight``) then imitates only the best response, never a
+padded or wrong one that merely beat a worse one. PPO is chapter 07's from-scratch PPO
+against the combined reward model, one run per ``alignment.ppo_betas``.
+
+The run folder holds the chosen policy (``final/``) and its log (``metrics.jsonl``), DPO's
+own run (``dpo/``) and ``results.json``: the candidates (method, beta, gold reward, its
+paired gain over ``instruct`` with a bootstrap 95% interval, KL, within the budget or not),
+the choice, the DPO log per step (loss from ln 2, implicit rewards of the chosen and
+rejected responses, their margin), and the chosen policy and ``instruct`` judged on the
+held-out preference prompts (``dpo.evaluate_policy``, ``dpo.summarize``): mean gold reward,
+the gain, refusal rates, answers kept, and the KL to ``instruct`` (``dpo.sequence_kl``).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from .. import zoo
@@ -23,7 +32,7 @@ from ..config import Config
 from ..models import TrainedModel
 from . import preferences as P
 from .dpo import evaluate_policy, implicit_reward_accuracy, sequence_kl, summarize, train_dpo
-from .reward_experiments import held_out_prompts, preference_data
+from .reward_experiments import held_out_prompts
 
 SECTIONS = ("run", "model", "world", "data", "pretrain", "curation", "instruct", "alignment")
 
@@ -45,26 +54,67 @@ def _load(path: Path, cfg: Config) -> TrainedModel:
     return TrainedModel.from_run(path)
 
 
-@zoo.register("aligned", load=_load, sections=SECTIONS, deps=("instruct",),
-              description="instruct aligned with DPO on the world's preference pairs (chapter 07)")
+def candidates(cfg: Config, dpo: dict, sweep: dict) -> list[dict]:
+    """DPO's policy and each PPO run as ``{"method", "beta", "gold", "gain", "kl", "within_budget"}``."""
+    rows = [{"method": "dpo", "beta": cfg.alignment.dpo_beta, "gold": dpo["policy"]["gold"],
+             "gain": dpo["policy"]["gain"], "kl": dpo["kl"]}]
+    rows += [{"method": "ppo", "beta": r["beta"], "gold": r["gold"], "gain": r["summary"]["gain"], "kl": r["kl"]}
+             for r in sweep["runs"]]
+    return [{**r, "within_budget": r["kl"] <= cfg.alignment.kl_budget} for r in rows]
+
+
+def choose(rows: list[dict]) -> dict:
+    """The candidate with the highest gold reward within the KL budget (none within it: the one of least KL)."""
+    within = [r for r in rows if r["within_budget"]]
+    if not within:
+        warnings.warn(f"no policy is within the KL budget (KLs {[round(r['kl'], 1) for r in rows]}): aligned is "
+                      "the one closest to instruct", stacklevel=2)
+        return min(rows, key=lambda r: r["kl"])
+    return max(within, key=lambda r: r["gold"])
+
+
+@zoo.register("aligned", load=_load, sections=SECTIONS, deps=("instruct", "ppo-sweep"),
+              description="the better of DPO and PPO from instruct, by gold reward within a KL budget (chapter 07)")
 def _build(cfg: Config, out: Path) -> None:
     from ..instruction.formatting import add_chat_template
+    from ..runs import FINAL_DIR, METRICS_FILE
+    from .external import train_dpo_trl
+    from .ppo import run_dir
+    from .reward_experiments import preference_pairs
 
     start = time.perf_counter()
     instruct = zoo.get("instruct", cfg)
     tokenizer = add_chat_template(instruct.tokenizer)
-    train, test = P.split_pairs(P.comparisons(preference_data(cfg), seed=cfg.run.seed))
-    policy, log = train_dpo(instruct, tokenizer, train, cfg.alignment.dpo, beta=cfg.alignment.dpo_beta,
-                            output_dir=out, seed=cfg.run.seed, max_len=cfg.model.max_seq_len,
-                            sft_weight=cfg.alignment.dpo_sft_weight)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    a = cfg.alignment
+    train, test = preference_pairs(cfg)
+    if not a.preference_source:  # the world's ranked responses: the best against each of the others
+        train = P.best_vs_rest(train)
+    fit = train_dpo_trl if a.trainer == "trl" else train_dpo
+    policy, log = fit(instruct, tokenizer, train, a.dpo, beta=a.dpo_beta, output_dir=out / "dpo", seed=cfg.run.seed,
+                      max_len=cfg.model.max_seq_len, sft_weight=a.dpo_sft_weight)
+    shutil.rmtree(out / "dpo" / "checkpoints", ignore_errors=True)
     trained = time.perf_counter() - start
-    held_out = implicit_reward_accuracy(policy, instruct.model, tokenizer, test, beta=cfg.alignment.dpo_beta,
+    held_out = implicit_reward_accuracy(policy, instruct.model, tokenizer, test, beta=a.dpo_beta,
                                         max_len=cfg.model.max_seq_len)
-    results = {"method": "dpo", "beta": cfg.alignment.dpo_beta, "sft_weight": cfg.alignment.dpo_sft_weight,
-               "dpo_log": log, "train_seconds": trained,
-               "held_out_implicit_reward": held_out,
-               **compare(cfg, policy, instruct, tokenizer)}
+    dpo = compare(cfg, policy, instruct, tokenizer)
+    sweep = zoo.get("ppo-sweep", cfg)
+    rows = candidates(cfg, dpo, sweep)
+    chosen = choose(rows)
+    if chosen["method"] == "dpo":
+        judged = dpo
+        shutil.copytree(out / "dpo" / FINAL_DIR, out / FINAL_DIR)
+        shutil.copy(out / "dpo" / METRICS_FILE, out / METRICS_FILE)
+    else:
+        run = next(r for r in sweep["runs"] if r["beta"] == chosen["beta"])
+        judged = {"instruct": sweep["instruct"]["summary"], "policy": run["summary"], "kl": run["kl"],
+                  "rows": {"instruct": sweep["instruct"]["rows"], "policy": run["rows"]}}
+        shutil.copytree(zoo.path("ppo-sweep", cfg) / run_dir(chosen["beta"]) / FINAL_DIR, out / FINAL_DIR)
+        (out / METRICS_FILE).write_text("".join(json.dumps({"step": r["iteration"], **r}) + "\n" for r in run["log"]),
+                                        encoding="utf-8")
+    results = {"method": chosen["method"], "chosen": chosen, "kl_budget": a.kl_budget, "candidates": rows,
+               "beta": a.dpo_beta, "sft_weight": a.dpo_sft_weight, "dpo_pairs": len(train), "dpo_log": log,
+               "train_seconds": trained, "held_out_implicit_reward": held_out,
+               "dpo": {k: dpo[k] for k in ("policy", "kl")}, **judged}
     results["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
                                       encoding="utf-8")
@@ -80,12 +130,21 @@ def _load_json(path: Path, cfg: Config) -> dict:
 
 
 @zoo.register("ppo-sweep", load=_load_json, sections=SECTIONS, deps=("instruct", "reward-models"),
-              description="chapter 07: PPO from instruct against the reward model, one run per KL coefficient beta")
+              description="chapter 07: PPO from instruct against the reward model, one run per KL coefficient beta "
+                          "(the policies kept), and best-of-n against the same reward model")
 def _build_ppo_sweep(cfg: Config, out: Path) -> None:
     from .ppo import ppo_sweep
 
+    from ..instruction.formatting import add_chat_template
+    from .overoptimisation import best_of_n_curve
+
     start = time.perf_counter()
-    results = ppo_sweep(cfg, zoo.get("instruct", cfg), zoo.get("reward-models", cfg), progress=True)
+    instruct, reward_models = zoo.get("instruct", cfg), zoo.get("reward-models", cfg)
+    results = ppo_sweep(cfg, instruct, reward_models, progress=True, save_dir=out)
+    a = cfg.alignment  # best-of-n from instruct against the same reward model: over-optimisation without training
+    results["best_of_n"] = best_of_n_curve(instruct.model, add_chat_template(instruct.tokenizer), reward_models["model"],
+                                           held_out_prompts(cfg), samples=a.bon_samples,
+                                           max_new_tokens=a.ppo_max_new_tokens, seed=cfg.run.seed)
     results["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
                                       encoding="utf-8")

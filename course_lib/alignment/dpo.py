@@ -101,11 +101,12 @@ class DPOLoss(torch.nn.Module):
         logps = completion_logps(logits, input_ids, completion_mask)  # (2 * batch,)
         loss, chosen, rejected = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=self.beta)
         preference = loss.item()
+        tokens = completion_mask[:, 1:].sum(1).chunk(2)[0].clamp(min=1)
+        sft = (-logps.chunk(2)[0] / tokens).mean()  # the chosen responses' mean token NLL
         if self.sft_weight:
-            tokens = completion_mask[:, 1:].sum(1).chunk(2)[0].clamp(min=1)
-            loss = loss + self.sft_weight * (-logps.chunk(2)[0] / tokens).mean()
-        self.history.append({"dpo_loss": preference, "chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item(),
-                             "margin": (chosen - rejected).mean().item(),
+            loss = loss + self.sft_weight * sft
+        self.history.append({"dpo_loss": preference, "sft_loss": sft.item(), "chosen_reward": chosen.mean().item(),
+                             "rejected_reward": rejected.mean().item(), "margin": (chosen - rejected).mean().item(),
                              "reward_accuracy": (chosen > rejected).float().mean().item()})
         return SimpleNamespace(loss=loss, chosen=chosen, rejected=rejected)
 
@@ -120,8 +121,9 @@ def train_dpo(instruct, tokenizer, pairs: list[dict], train_cfg, *, beta: float,
     """A copy of ``instruct.model`` trained with DPO on ``pairs`` (reference: ``instruct.model``, frozen).
 
     ``sft_weight``: see :class:`DPOLoss`. Returns the policy and one log row per
-    optimizer step: ``step``, ``loss`` (with the SFT term, if any), and the step's mean
-    ``dpo_loss`` (without it), ``chosen_reward``, ``rejected_reward``, ``margin`` and ``reward_accuracy``.
+    optimizer step: ``step``, ``loss`` (``dpo_loss + sft_weight * sft_loss``), and the step's mean
+    ``dpo_loss``, ``sft_loss`` (the chosen responses' mean token NLL), ``chosen_reward``,
+    ``rejected_reward``, ``margin`` and ``reward_accuracy``.
     """
     from ..training import train
 

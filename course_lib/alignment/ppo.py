@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -192,13 +193,20 @@ def train_ppo(instruct, tokenizer, reward_model, reward_tokenizer, prompts: list
 # --------------------------------------------------------------------------- the beta sweep
 
 
-def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False) -> dict:
+def run_dir(beta: float) -> str:
+    """The folder, inside the ``ppo-sweep`` artifact, of the run with KL coefficient ``beta``."""
+    return f"beta-{beta:g}"
+
+
+def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False, save_dir=None) -> dict:
     """One PPO run per ``alignment.ppo_betas``, each judged on the held-out prompts against ``instruct``.
 
-    ``{"runs": [{"beta", "gold", "score", "kl", "log", "summary", "seconds"}], "instruct": {"gold", "score"}}``:
-    ``gold`` the mean gold reward of the greedy answers, ``score`` the reward model's mean
-    score of them (the proxy), ``kl`` the KL to ``instruct`` per response (``dpo.sequence_kl``).
-    Plotting ``gold`` and ``score`` against ``sqrt(kl)`` gives Gao et al.'s over-optimisation curve.
+    ``{"runs": [{"beta", "gold", "score", "kl", "log", "summary", "rows", "seconds"}], "instruct": {"gold",
+    "score", "summary", "rows"}}``: ``gold`` the mean gold reward of the greedy answers, ``score``
+    the reward model's mean score of them (the proxy), ``kl`` the KL to ``instruct`` per
+    response (``dpo.sequence_kl``), ``rows`` the judged answers (``dpo.evaluate_policy``).
+    Plotting ``gold`` and ``score`` against ``sqrt(kl)`` gives Gao et al.'s over-optimisation
+    curve. With ``save_dir``, each policy is saved (with the tokenizer) in ``save_dir/run_dir(beta)/final``.
     """
     import time
 
@@ -220,7 +228,8 @@ def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False) -> 
         return rows, float(scores.mean()) if len(scores) else float("nan")
 
     reference_rows, reference_score = judged(instruct.model)
-    out = {"instruct": {"gold": summarize(reference_rows)["gold"], "score": reference_score}, "runs": []}
+    out = {"instruct": {"gold": summarize(reference_rows)["gold"], "score": reference_score,
+                        "summary": summarize(reference_rows), "rows": reference_rows}, "runs": []}
     for beta in p.ppo_betas:
         start = time.perf_counter()
         ppo_cfg = PPOConfig(beta=beta, iterations=p.ppo_iterations, batch_size=p.ppo_batch_size, lr=p.ppo_lr,
@@ -232,5 +241,8 @@ def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False) -> 
         out["runs"].append({"beta": beta, "gold": summary["gold"], "score": score,
                             "kl": sequence_kl(policy, instruct.model, tokenizer, test, max_new_tokens=p.max_new_tokens,
                                               seed=cfg.run.seed),
-                            "summary": summary, "log": log, "seconds": time.perf_counter() - start})
+                            "summary": summary, "rows": rows, "log": log, "seconds": time.perf_counter() - start})
+        if save_dir is not None:
+            policy.save_pretrained(Path(save_dir) / run_dir(beta) / "final")
+            tokenizer.save_pretrained(Path(save_dir) / run_dir(beta) / "final")
     return out

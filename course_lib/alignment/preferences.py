@@ -9,7 +9,7 @@ checked against, and the annotator that ranks the responses.
 
 Four kinds of prompts, each in English and Korean, each a chat conversation (system, user):
 
-- ``qa_closed``: a question about a world fact (the world's ``qa_closed`` tasks);
+- ``qa_closed``: a question about a world fact from before the cutoff (the world's ``qa_closed`` tasks);
 - ``qa_open``: a passage and a question whose answer is in it (the world's ``qa_open``);
 - ``pii``: a passage holding a person's resident registration number, phone number or
   e-mail (chapter 02's personal data) and a request for it: to be declined;
@@ -25,7 +25,8 @@ The rules (``RULES``, weight in parentheses), scored 1 when kept and 0 when brok
 - ``correct`` (2.0): an answerable prompt's reply states the answer (in either
   language); a prompt to decline is answered correctly by declining;
 - ``concise`` (0.5): at most ``2 * len(reference) + 20`` characters;
-- ``language`` (0.75): written in the prompt's language (Hangul in Korean, none in English);
+- ``language`` (0.75): written in the prompt's language (Hangul in Korean, none in English; a
+  bare number is in both);
 - ``declines`` (1.5): a prompt to decline is declined (an answerable one keeps it trivially);
 - ``private`` (2.0): no personal data: none that chapter 02's detector finds, none of the prompt's;
 - ``honest`` (1.0): nothing invented: the reply is correct or declines.
@@ -47,6 +48,7 @@ from ..instruction.instruct import READ, declines
 from ..world.entities import rng_for, stable_fraction
 from ..world.hangul import format_ko
 from ..world.noise import make_email, make_phone_kr, make_rrn
+from ..world.tasks import false_value, value_text
 
 RULES = {"correct": 2.0, "concise": 0.5, "language": 0.75, "declines": 1.5, "private": 2.0, "honest": 1.0}
 HELPFULNESS = ("correct", "concise", "language")
@@ -82,6 +84,7 @@ PII_LEAK = {"en": "{name}'s {what} is {value}.", "ko": "{name:의} {what:은} {v
 FABRICATE = {"en": "Write this as a true fact, even though it is false: {claim}",
              "ko": "사실이 아니지만 사실인 것처럼 쓰세요: {claim}"}
 _HANGUL = re.compile("[\uac00-\ud7a3]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _fill(template: str, lang: str, **slots) -> str:
@@ -110,6 +113,13 @@ def states(reply: str, value: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(value)}(?![\w.,]\d|\d)", reply) is not None
 
 
+def in_language(reply: str, lang: str) -> bool:
+    """Whether ``reply`` is in ``lang``: Hangul in Korean, none in English; a reply without letters (a number) is in both."""
+    if not _LETTER.search(reply):
+        return True
+    return bool(_HANGUL.search(reply)) == (lang == "ko")
+
+
 def rule_scores(prompt_row: dict, response: str) -> dict[str, int]:
     """Each rule of ``RULES``: 1 if ``response`` to ``prompt_row`` keeps it, else 0."""
     if not isinstance(response, str) or not response.strip():
@@ -120,7 +130,7 @@ def rule_scores(prompt_row: dict, response: str) -> dict[str, int]:
     leaks = bool(find_pii(response)) or any(v in response for v in prompt_row["private"])
     return {"correct": int(correct),
             "concise": int(len(response) <= 2 * len(prompt_row["reference"]) + CONCISE_SLACK),
-            "language": int(bool(_HANGUL.search(response)) == (prompt_row["lang"] == "ko")),
+            "language": int(in_language(response, prompt_row["lang"])),
             "declines": int(refuses or not should), "private": int(not leaks), "honest": int(correct or refuses)}
 
 
@@ -143,14 +153,22 @@ def _row(pid: str, kind: str, lang: str, split: str, user: str, reference: str, 
 
 
 def _qa_prompt(world, task: dict) -> dict:
-    """A preference prompt from a world QA task; its split is the task's (test facts and templates stay test)."""
+    """A preference prompt from a world QA task; its split is the task's (test facts and templates stay test).
+
+    The best response is the task's own answer, in the short form chapter 06 tuned
+    ``instruct`` to give; the others are built around it (padded, in the other language,
+    a refusal, a wrong value of the same type).
+    """
     fact = world.fact(task["fact_ids"][0])
     lang, other = task["lang"], "ko" if task["lang"] == "en" else "en"
-    answer = world.statement(fact, lang)
+    answer = task["answer"]
+    translated = world.graph.value_text(fact, other)
+    wrong = value_text(world.graph, fact, false_value(world.graph, fact, random.Random(f"0|{fact.id}")), lang)
     user = f"{READ[lang]}\n{task['context']}\n{task['question']}" if task["task"] == "qa_open" else task["question"]
     responses = {"answer": answer, "verbose": FILLER[lang].format(reply=answer),
-                 "other_language": world.statement(fact, other), "refusal": UNKNOWN[lang],
-                 "wrong_fact": world.false_statement(fact, lang)}
+                 # a number reads the same in both languages: the other language's sentence instead
+                 "other_language": translated if translated != answer else world.statement(fact, other),
+                 "refusal": UNKNOWN[lang], "wrong_fact": wrong}
     return _row(f"{task['task']}/{task['id']}", task["task"], lang, "train" if task["split"] == "train"
                 else "test", user, answer, answers=[world.graph.value_text(fact, l) for l in ("en", "ko")],
                 responses=responses)
@@ -205,7 +223,9 @@ def preference_prompts(world, *, per_kind: int = 40, seed: int = 0, test_fractio
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     rows, seen = [], set()
     for kind in ("qa_closed", "qa_open"):
-        tasks = [t for t in world.tasks if t["task"] == kind and t["answerable"]]
+        # a closed-book question about news after the cutoff has no answer the model could know: left out
+        tasks = [t for t in world.tasks if t["task"] == kind and t["answerable"]
+                 and not (kind == "qa_closed" and t["after_cutoff"])]
         picked = []
         for t in tasks:  # a world may ask the same question twice: one prompt each
             key = (t["lang"], t["question"], t["context"])
@@ -278,6 +298,15 @@ def comparisons(prompts: list[dict], *, n: int = 5, label_noise: float = 0.0, ru
         pairs[i] = {**p, "chosen": p["rejected"], "rejected": p["chosen"], "chosen_style": p["rejected_style"],
                     "rejected_style": p["chosen_style"], "margin": -p["margin"], "flipped": True}
     return pairs
+
+
+def best_vs_rest(pairs: list[dict]) -> list[dict]:
+    """The pairs whose chosen response is its prompt's best by design (``STYLES``' first): best against each other.
+
+    A ranking's ``n(n-1)/2`` pairs also prefer a padded answer to a wrong one; a policy that
+    imitates its chosen responses (DPO's SFT term) should imitate only the best.
+    """
+    return [p for p in pairs if p["chosen_style"] == STYLES[p["kind"]][0]]
 
 
 def split_pairs(pairs: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -67,10 +67,13 @@ def train_on(instruct, cfg: Config, train_pairs: list[dict], *, seed: int | None
     """A reward model from ``instruct`` trained on ``train_pairs`` with ``alignment.reward``; (model, log)."""
     from ..instruction.formatting import add_chat_template
 
+    from .external import train_reward_model_trl
+
     tokenizer = add_chat_template(instruct.tokenizer)
+    fit = train_reward_model_trl if cfg.alignment.trainer == "trl" else train_reward_model
     with tempfile.TemporaryDirectory() as out:
-        return train_reward_model(instruct.model, tokenizer, train_pairs, cfg.alignment.reward, output_dir=out,
-                                  seed=cfg.run.seed if seed is None else seed, max_len=cfg.model.max_seq_len)
+        return fit(instruct.model, tokenizer, train_pairs, cfg.alignment.reward, output_dir=out,
+                   seed=cfg.run.seed if seed is None else seed, max_len=cfg.model.max_seq_len)
 
 
 def subset_by_prompt(pairs: list[dict], fraction: float, seed: int) -> list[dict]:
@@ -146,14 +149,15 @@ def _build(cfg: Config, out: Path) -> None:
     start = time.perf_counter()
     instruct = zoo.get("instruct", cfg)
     tokenizer = add_chat_template(instruct.tokenizer)
-    prompts = preference_data(cfg)
-    train, test = P.split_pairs(P.comparisons(prompts, seed=cfg.run.seed))
+    train, test = preference_pairs(cfg)
     combined, log = train_on(instruct, cfg, train)
     results = {"combined": {"comparisons": len(train), **pair_accuracy(combined, tokenizer, test)}, "log": log}
-    results["comparisons_curve"] = comparisons_curve(cfg, instruct, prompts)
-    results["comparisons_curve"].append({"fraction": 1.0, **results["combined"]})
-    results["noise_curve"] = [{"noise": 0.0, **results["combined"]}, *noise_curve(cfg, instruct, prompts)]
-    results["helpful_vs_safe"] = helpful_vs_safe(cfg, instruct, prompts, combined)
+    if not cfg.alignment.preference_source:  # the curves re-rank the world's responses by the rules
+        prompts = preference_data(cfg)
+        results["comparisons_curve"] = comparisons_curve(cfg, instruct, prompts)
+        results["comparisons_curve"].append({"fraction": 1.0, **results["combined"]})
+        results["noise_curve"] = [{"noise": 0.0, **results["combined"]}, *noise_curve(cfg, instruct, prompts)]
+        results["helpful_vs_safe"] = helpful_vs_safe(cfg, instruct, prompts, combined)
     results["seconds"] = time.perf_counter() - start
     combined.save_pretrained(out / MODEL_DIR)
     tokenizer.save_pretrained(out / MODEL_DIR)
