@@ -13,7 +13,9 @@ prompts' pairs (no prompt is in both):
 - :func:`helpful_vs_safe`: LLaMA-2's two reward models, one trained on the helpfulness
   rules' pairs and one on the harmlessness rules', against the combined one, each scored
   on the test pairs of either kind and of all the rules; ``two-model`` reads the safety
-  model on prompts that should be declined and the helpfulness model elsewhere.
+  model on prompts that should be declined and the helpfulness model elsewhere;
+- :func:`accuracy_by_styles`: the combined model's accuracy on each kind of pair (which
+  response against which), where its failures show what it cannot judge.
 
 ``zoo.get("reward-models")`` returns ``{"results": ..., "model": the combined reward model,
 "tokenizer": ...}``; ``results.json`` holds the tables.
@@ -74,6 +76,24 @@ def train_on(instruct, cfg: Config, train_pairs: list[dict], *, seed: int | None
     with tempfile.TemporaryDirectory() as out:
         return fit(instruct.model, tokenizer, train_pairs, cfg.alignment.reward, output_dir=out,
                    seed=cfg.run.seed if seed is None else seed, max_len=cfg.model.max_seq_len)
+
+
+def accuracy_by_styles(model, tokenizer, pairs: list[dict]) -> list[dict]:
+    """Held-out accuracy per kind of pair: ``[{"kind", "chosen_style", "rejected_style", "accuracy", "n"}]``.
+
+    Where a reward model fails says what it cannot read: a wrong value against the right
+    one is told apart only by a model that knows (or reads in the passage) the fact.
+    """
+    from .reward_model import score_responses
+
+    messages = [p["messages"] for p in pairs]
+    chosen = score_responses(model, tokenizer, messages, [p["chosen"] for p in pairs]).tolist()
+    rejected = score_responses(model, tokenizer, messages, [p["rejected"] for p in pairs]).tolist()
+    groups: dict[tuple, list[bool]] = {}
+    for p, c, r in zip(pairs, chosen, rejected):
+        groups.setdefault((p["kind"], p["chosen_style"], p["rejected_style"]), []).append(c > r)
+    return [{"kind": k, "chosen_style": c, "rejected_style": r, "accuracy": sum(v) / len(v), "n": len(v)}
+            for (k, c, r), v in sorted(groups.items())]
 
 
 def subset_by_prompt(pairs: list[dict], fraction: float, seed: int) -> list[dict]:
@@ -154,6 +174,7 @@ def _build(cfg: Config, out: Path) -> None:
     results = {"combined": {"comparisons": len(train), **pair_accuracy(combined, tokenizer, test)}, "log": log}
     if not cfg.alignment.preference_source:  # the curves re-rank the world's responses by the rules
         prompts = preference_data(cfg)
+        results["by_styles"] = accuracy_by_styles(combined, tokenizer, test)
         results["comparisons_curve"] = comparisons_curve(cfg, instruct, prompts)
         results["comparisons_curve"].append({"fraction": 1.0, **results["combined"]})
         results["noise_curve"] = [{"noise": 0.0, **results["combined"]}, *noise_curve(cfg, instruct, prompts)]
