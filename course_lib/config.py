@@ -195,6 +195,11 @@ class AlignmentConfig:
     ppo_lr: float = _bounded(1e-4, gt=0.0, help="PPO's AdamW learning rate")
     ppo_max_new_tokens: int = _bounded(32, ge=1, help="tokens a PPO rollout may write")
     bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
+    # PPO against TRL's GRPO and RLOO (the rl-comparison artifact)
+    compare_beta: float = _bounded(0.1, gt=0.0, help="the KL coefficient of PPO, GRPO and RLOO in the comparison")
+    compare_iterations: int = _bounded(12, ge=1, help="rollouts of ppo_batch_size completions each method samples")
+    num_generations: int = _bounded(4, ge=2, help="GRPO's and RLOO's completions per prompt (the group); "
+                                    "ppo_batch_size must be a multiple of it")
 
 
 @dataclass

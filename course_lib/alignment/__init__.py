@@ -9,7 +9,8 @@ clipped policy and value losses, entropy), ``reward_experiments`` (reward models
 with the course loop; the ``reward-models`` artifact), ``dpo`` (DPO with the course loop,
 judging a policy by the rules, KL to the reference), ``ppo`` (PPO from scratch, the beta
 sweep), ``arena`` (battles, online Elo, Bradley-Terry with bootstrap intervals) and
-``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts).
+``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts) and ``trl_policy`` (TRL's GRPO and RLOO on
+the same setting; the ``rl-comparison`` artifact).
 """
 
-from . import aligned, reward_experiments  # noqa: F401  (register the zoo's chapter 07 artifacts)
+from . import aligned, reward_experiments, trl_policy  # noqa: F401  (register the zoo's chapter 07 artifacts)
