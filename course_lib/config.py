@@ -178,7 +178,6 @@ class AlignmentConfig:
     noise_rates: list[float] = field(default_factory=lambda: [0.2])  # label noise of the noise curve (0 is the main)
     # shares of the training prompts (all their pairs) of the comparisons curve; 1.0 is the main reward model
     comparison_fractions: list[float] = field(default_factory=lambda: [0.25])
-    # laptop: 80 steps at 5e-4 held out better than 160 (73.9%, 97.1% train) or twice the prompts (77.3%)
     reward: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=80, batch_size=16, lr=5e-4, warmup_steps=8, weight_decay=0.0, eval_every=0, log_every=10, progress=False))
     dpo_beta: float = _bounded(0.1, gt=0.0, help="DPO's beta: the strength of the pull back to the reference")
@@ -187,8 +186,7 @@ class AlignmentConfig:
     dpo: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=120, batch_size=16, lr=3e-4, warmup_steps=15, weight_decay=0.0, eval_every=0, log_every=5, progress=False))
     max_new_tokens: int = _bounded(48, ge=1, help="tokens a policy may write per answer when it is evaluated")
-    # PPO (alignment.ppo): one run per beta of the sweep, from instruct against the combined reward model
-    ppo_betas: list[float] = field(default_factory=lambda: [0.3, 0.1, 0.03, 0.001])
+    ppo_betas: list[float] = field(default_factory=lambda: [0.3, 0.1, 0.03, 0.001])  # ppo-sweep: one PPO run each
     ppo_iterations: int = _bounded(40, ge=1, help="rollout-and-update iterations of each PPO run")
     ppo_batch_size: int = _bounded(16, ge=1, help="prompts per PPO rollout")
     ppo_lr: float = _bounded(1e-4, gt=0.0, help="PPO's AdamW learning rate")
@@ -196,6 +194,10 @@ class AlignmentConfig:
     bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
     bon_samples: int = _bounded(16, ge=1, help="responses drawn per held-out prompt for the best-of-n curve")
     kl_budget: float = _bounded(20.0, gt=0.0, help="aligned: the most KL to instruct (nats per response) of the policy")
+    # PPO against TRL's GRPO and RLOO (the rl-comparison artifact)
+    compare_beta: float = _bounded(0.1, gt=0.0, help="the KL coefficient of PPO, GRPO and RLOO in the comparison")
+    compare_iterations: int = _bounded(12, ge=1, help="rollouts of ppo_batch_size completions each method samples")
+    num_generations: int = _bounded(4, ge=2, help="GRPO's and RLOO's group per prompt (divides ppo_batch_size)")
     # the scaled path (gpu profile): a real preference dataset and TRL's trainers
     preference_source: str = field(default="", metadata={"pattern": r"|.+\.jsonl|hf:.+", "help": "'' (the world's "
                                    "pairs), a .jsonl path or hf:<name>[:<config>] (TRL's preference columns)"})

@@ -9,8 +9,10 @@ clipped policy and value losses, entropy), ``reward_experiments`` (reward models
 with the course loop; the ``reward-models`` artifact), ``dpo`` (DPO with the course loop,
 judging a policy by the rules, KL to the reference), ``ppo`` (PPO from scratch, the beta
 sweep), ``arena`` (battles, online Elo, Bradley-Terry with bootstrap intervals),
-``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts) and ``external`` (preference
-pairs from a JSONL file or the Hub, and TRL's reward and DPO trainers on them: the ``gpu`` path).
+``aligned`` (the ``aligned``, ``ppo-sweep`` and ``arena`` artifacts), ``overoptimisation`` (best-of-n against
+the reward model), ``trl_policy`` (TRL's GRPO and RLOO on PPO's setting; the ``rl-comparison`` artifact) and
+``external`` (preference pairs from a JSONL file or the Hub, and TRL's reward and DPO trainers on them: the
+``gpu`` path).
 """
 
-from . import aligned, reward_experiments  # noqa: F401  (register the zoo's chapter 07 artifacts)
+from . import aligned, reward_experiments, trl_policy  # noqa: F401  (register the zoo's chapter 07 artifacts)

@@ -114,7 +114,7 @@ def _build(cfg: Config, out: Path) -> None:
     results = {"method": chosen["method"], "chosen": chosen, "kl_budget": a.kl_budget, "candidates": rows,
                "beta": a.dpo_beta, "sft_weight": a.dpo_sft_weight, "dpo_pairs": len(train), "dpo_log": log,
                "train_seconds": trained, "held_out_implicit_reward": held_out,
-               "dpo": {k: dpo[k] for k in ("policy", "kl")}, **judged}
+               "dpo": {k: dpo[k] for k in ("policy", "kl", "rows")}, **judged}
     results["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
                                       encoding="utf-8")

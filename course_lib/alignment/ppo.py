@@ -198,6 +198,40 @@ def run_dir(beta: float) -> str:
     return f"beta-{beta:g}"
 
 
+def proxy_score(reward_models: dict, prompts: list[dict], rows: list[dict]) -> float:
+    """The reward model's mean score of the non-empty replies of ``rows`` (``dpo.evaluate_policy``'s) to ``prompts``."""
+    from .reward_model import score_responses
+
+    answered = [(q, r) for q, r in zip(prompts, rows) if r["reply"].strip()]
+    scores = score_responses(reward_models["model"], reward_models["tokenizer"], [q["messages"] for q, _ in answered],
+                             [r["reply"] for _, r in answered])
+    return float(scores.mean()) if len(scores) else float("nan")
+
+
+def judge(cfg, model, tokenizer, reward_models: dict, prompts: list[dict]) -> tuple[list[dict], float]:
+    """``model``'s greedy answers to ``prompts`` judged by the rules (``dpo.evaluate_policy``'s rows) and by the
+    reward model (:func:`proxy_score`)."""
+    from .dpo import evaluate_policy
+
+    rows = evaluate_policy(model, tokenizer, prompts, max_new_tokens=cfg.alignment.max_new_tokens)
+    return rows, proxy_score(reward_models, prompts, rows)
+
+
+def judge_policy(cfg, policy, instruct, tokenizer, reward_models: dict, prompts: list[dict],
+                 reference_rows: list[dict]) -> dict:
+    """A trained policy on the held-out ``prompts``: ``gold``, ``score`` (:func:`judge`), ``kl`` to ``instruct`` per
+    response (``dpo.sequence_kl``), ``summary`` (``dpo.summarize`` against instruct's ``reference_rows``) and
+    ``rows`` (the judged answers)."""
+    from .dpo import sequence_kl, summarize
+
+    p = cfg.alignment
+    rows, score = judge(cfg, policy, tokenizer, reward_models, prompts)
+    summary = summarize(rows, reference_rows, resamples=p.bootstrap, seed=cfg.run.seed)
+    return {"gold": summary["gold"], "score": score, "summary": summary, "rows": rows,
+            "kl": sequence_kl(policy, instruct.model, tokenizer, prompts, max_new_tokens=p.max_new_tokens,
+                              seed=cfg.run.seed)}
+
+
 def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False, save_dir=None) -> dict:
     """One PPO run per ``alignment.ppo_betas``, each judged on the held-out prompts against ``instruct``.
 
@@ -211,37 +245,23 @@ def ppo_sweep(cfg, instruct, reward_models: dict, *, progress: bool = False, sav
     import time
 
     from ..instruction.formatting import add_chat_template
-    from .dpo import evaluate_policy, reply_reward, sequence_kl, summarize
-    from .reward_experiments import held_out_prompts, preference_data
-    from .reward_model import score_responses
+    from .dpo import reply_reward, summarize
+    from .reward_experiments import held_out_prompts, training_prompts
 
     p = cfg.alignment
     tokenizer = add_chat_template(instruct.tokenizer)
-    train = [q for q in preference_data(cfg) if q["split"] == "train"]
     test = held_out_prompts(cfg)
-    rm, rm_tokenizer = reward_models["model"], reward_models["tokenizer"]
-
-    def judged(model) -> tuple[list[dict], float]:
-        rows = evaluate_policy(model, tokenizer, test, max_new_tokens=p.max_new_tokens)
-        answered = [(q, r) for q, r in zip(test, rows) if r["reply"].strip()]
-        scores = score_responses(rm, rm_tokenizer, [q["messages"] for q, _ in answered], [r["reply"] for _, r in answered])
-        return rows, float(scores.mean()) if len(scores) else float("nan")
-
-    reference_rows, reference_score = judged(instruct.model)
+    reference_rows, reference_score = judge(cfg, instruct.model, tokenizer, reward_models, test)
     out = {"instruct": {"gold": summarize(reference_rows)["gold"], "score": reference_score,
                         "summary": summarize(reference_rows), "rows": reference_rows}, "runs": []}
     for beta in p.ppo_betas:
         start = time.perf_counter()
         ppo_cfg = PPOConfig(beta=beta, iterations=p.ppo_iterations, batch_size=p.ppo_batch_size, lr=p.ppo_lr,
                             max_new_tokens=p.ppo_max_new_tokens, seed=cfg.run.seed)
-        policy, log = train_ppo(instruct, tokenizer, rm, rm_tokenizer, train, ppo_cfg, gold=reply_reward,
-                                progress=progress)
-        rows, score = judged(policy)
-        summary = summarize(rows, reference_rows, resamples=p.bootstrap, seed=cfg.run.seed)
-        out["runs"].append({"beta": beta, "gold": summary["gold"], "score": score,
-                            "kl": sequence_kl(policy, instruct.model, tokenizer, test, max_new_tokens=p.max_new_tokens,
-                                              seed=cfg.run.seed),
-                            "summary": summary, "rows": rows, "log": log, "seconds": time.perf_counter() - start})
+        policy, log = train_ppo(instruct, tokenizer, reward_models["model"], reward_models["tokenizer"],
+                                training_prompts(cfg), ppo_cfg, gold=reply_reward, progress=progress)
+        judged = judge_policy(cfg, policy, instruct, tokenizer, reward_models, test, reference_rows)
+        out["runs"].append({"beta": beta, **judged, "log": log, "seconds": time.perf_counter() - start})
         if save_dir is not None:
             policy.save_pretrained(Path(save_dir) / run_dir(beta) / "final")
             tokenizer.save_pretrained(Path(save_dir) / run_dir(beta) / "final")

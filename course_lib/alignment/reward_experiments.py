@@ -65,6 +65,11 @@ def held_out_prompts(cfg: Config) -> list[dict]:
     return [p for p in preference_data(cfg) if p["split"] == "test"]
 
 
+def training_prompts(cfg: Config) -> list[dict]:
+    """The preference prompts of the ``train`` split: what PPO, GRPO and RLOO sample responses to."""
+    return [p for p in preference_data(cfg) if p["split"] == "train"]
+
+
 def train_on(instruct, cfg: Config, train_pairs: list[dict], *, seed: int | None = None):
     """A reward model from ``instruct`` trained on ``train_pairs`` with ``alignment.reward``; (model, log)."""
     from ..instruction.formatting import add_chat_template
