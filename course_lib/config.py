@@ -193,7 +193,7 @@ class AlignmentConfig:
     ppo_max_new_tokens: int = _bounded(32, ge=1, help="tokens a PPO rollout may write")
     bootstrap: int = _bounded(1000, ge=10, help="bootstrap resamples of the 95% intervals")
     bon_samples: int = _bounded(16, ge=1, help="responses drawn per held-out prompt for the best-of-n curve")
-    kl_budget: float = _bounded(20.0, gt=0.0, help="aligned: the most KL to instruct (nats per response) of the policy")
+    kl_budget: float = _bounded(64.0, gt=0.0, help="aligned: the most KL to instruct (nats per response) of the policy")
     # PPO against TRL's GRPO and RLOO (the rl-comparison artifact)
     compare_beta: float = _bounded(0.1, gt=0.0, help="the KL coefficient of PPO, GRPO and RLOO in the comparison")
     compare_iterations: int = _bounded(12, ge=1, help="rollouts of ppo_batch_size completions each method samples")

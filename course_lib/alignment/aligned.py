@@ -144,7 +144,7 @@ def _build_ppo_sweep(cfg: Config, out: Path) -> None:
     a = cfg.alignment  # best-of-n from instruct against the same reward model: over-optimisation without training
     results["best_of_n"] = best_of_n_curve(instruct.model, add_chat_template(instruct.tokenizer), reward_models["model"],
                                            held_out_prompts(cfg), samples=a.bon_samples,
-                                           max_new_tokens=a.ppo_max_new_tokens, seed=cfg.run.seed)
+                                           max_new_tokens=a.max_new_tokens, seed=cfg.run.seed)
     results["seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float),
                                       encoding="utf-8")
