@@ -20,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 COURSE = [sys.executable, "-m", "course_lib"]
 # What the kill test starts from: the training stages as the uninterrupted run left them (that every stage rebuilds
 # deterministically in a fresh process is what the scorecard's equality below also checks, for the evaluation stage).
-FIRST_STAGES = ("curated", "tokenizer", "pretrain-data", "base", "instruct", "aligned", "aligned-answers",
-                "aligned-int8", "aligned-pruned", "aligned-student")
+FIRST_STAGES = ("curated", "tokenizer", "pretrain-data", "base", "instruct", "reward-models", "ppo-sweep", "aligned",
+                "aligned-answers", "aligned-int8", "aligned-pruned", "aligned-student")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(tmp_path):
             assert line.split()[0] == stage.name and "to build" in line
     assert "run, model, world, data, pretrain, curation, instruct, alignment" in done.stdout  # the config each reads
     estimate = sum(MEASURED_SECONDS["ci"].values()) / 60
-    assert f"17 artifacts, 17 to build; estimated {estimate:.1f} min" in done.stdout
+    assert f"19 artifacts, 19 to build; estimated {estimate:.1f} min" in done.stdout
     assert not (tmp_path / "empty").exists() or not any(p.name != zoo.LOCK_DIR for p in (tmp_path / "empty").iterdir())
 
 
