@@ -55,14 +55,15 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 # build says): the wall seconds of each artifact's process (start-up included) in one run from an empty cache, on one
 # thread of a 2-core machine while another lifecycle ran on the other core.
 MEASURED_SECONDS: dict[str, dict[str, float]] = {
+    # the preference stage's reward-models, ppo-sweep and aligned: their own builds (a zoo build of each, deps cached,
+    # plus 5 s (ci) / 12 s (laptop) of start-up), measured later on 2 threads while a test run shared the machine
     "ci": {"curated": 13.3, "tokenizer": 8.5, "pretrain-data": 8.0, "base": 31.2, "instruct": 12.5, "reward-models": 35.0,
-           "ppo-sweep": 33.0, "aligned": 13.9,
-           "aligned-answers": 10.6, "aligned-int8": 9.6, "aligned-pruned": 11.6, "aligned-student": 10.9,
+           "ppo-sweep": 33.0, "aligned": 9.2, "aligned-answers": 10.6, "aligned-int8": 9.6, "aligned-pruned": 11.6, "aligned-student": 10.9,
            "scores-base": 13.0, "scores-instruct": 17.2, "scores-aligned": 21.0, "scores-aligned-int8": 24.8,
            "scores-aligned-pruned": 21.9, "scores-aligned-student": 20.2, "scorecard": 18.3},
     # laptop: instruct's process was restarted midway; its figure is the build's own seconds plus the start-up
     "laptop": {"curated": 16.7, "tokenizer": 11.9, "pretrain-data": 10.1, "base": 641.0, "instruct": 510.0,
-               "aligned": 196.8, "aligned-answers": 26.0, "aligned-int8": 12.2, "aligned-pruned": 66.0,
+               "reward-models": 349.0, "ppo-sweep": 588.0, "aligned": 248.0, "aligned-answers": 26.0, "aligned-int8": 12.2, "aligned-pruned": 66.0,
                "aligned-student": 51.8, "scores-base": 30.3, "scores-instruct": 55.5, "scores-aligned": 60.6,
                "scores-aligned-int8": 168.2, "scores-aligned-pruned": 207.1, "scores-aligned-student": 79.6,
                "scorecard": 55.4},
