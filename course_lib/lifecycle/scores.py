@@ -37,8 +37,11 @@ SCORE_SECTIONS = SECTIONS + ("lifecycle",)
 
 
 def spread(rows: list, n: int) -> list:
-    """At most ``n`` of ``rows``, evenly spaced (so every kind and language the list holds is represented)."""
-    return rows[:: max(1, len(rows) // n)][:n]
+    """At most ``n`` of ``rows``, evenly spaced over the whole list (so every kind and language it holds in runs of
+    more than ``len(rows) / n`` is represented)."""
+    if n >= len(rows):
+        return list(rows)
+    return [rows[i * len(rows) // n] for i in range(n)]
 
 
 def harness_scores(cfg: Config, m, chat: bool) -> dict:
