@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -23,20 +24,46 @@ def cfg():
     return load_config("ci")
 
 
-def test_reading_conversations_ask_about_new_people_with_the_answer_in_the_passage(cfg):
+def test_reading_conversations_ask_about_new_names_with_the_answer_in_the_prompt(cfg):
+    from course_lib.instruction.reading import KINDS, retrieved_prompt
+    from course_lib.world.templates import COMPOSED
+
     world = build_world(cfg.world)
     rows = I.reading_conversations(world, 40, seed=0)
-    people = {n for e in world.entities("person") for n in (e.name.en, e.name.ko)}
+    people = {n for t in ("person", "event", "invention") for e in world.entities(t) for n in (e.name.en, e.name.ko)}
     people |= {n for name in fresh_names(world, 300, 0) for n in (name.en, name.ko)}  # what evaluations ask about
     assert [r["lang"] for r in rows[:4]] == ["en", "ko", "en", "ko"]
+    assert [r["kind"] for r in rows] == [KINDS[i % len(KINDS)] for i in range(40)]
+    shape = retrieved_prompt("en", [("ID", "PASSAGE")], "QUESTION").split("ID")[0]  # "...\n\nPassage: ["
     for r in rows:
         I.check_messages(r["messages"], r["id"])
         system, user, assistant = r["messages"]
-        assert assistant["content"] == r["answer"] and r["answer"] in user["content"].split("\n")[1]
-        assert user["content"].startswith(I.READ[r["lang"]]) and system["content"] == I.SYSTEM[r["lang"]]
-        assert not any(name in user["content"] for name in people)
+        assert assistant["content"] == r["answer"] and system["content"] == I.SYSTEM[r["lang"]]
+        assert not [n for n in people if n in user["content"]]  # invented subjects; the values are the world's
+        if r["kind"] == "person":
+            assert user["content"].startswith(I.READ[r["lang"]]) and r["answer"] in user["content"].split("\n")[1]
+            continue
+        lines = [line for line in user["content"].split("\n") if line.startswith("[") or "] " in line]
+        assert user["content"].startswith(retrieved_prompt(r["lang"], [("ID", "P")], "Q").split("ID")[0]), user
+        assert any(r["answer"] in line for line in lines)
+        if r["kind"] == "compose":  # two statements, one bridge: the answer is in one, the question names the other
+            asked = user["content"].split("\n")[-1].split(": ", 1)[1]
+            phrasings = [p for by_lang in COMPOSED.values() for p in by_lang[r["lang"]]]
+            matches = [i % 4 for i, p in enumerate(phrasings)
+                       if re.fullmatch(re.sub(r"\\\{s[^}]*\\\}", ".+", re.escape(p)), asked, flags=re.I)]
+            assert sum(r["answer"] in line for line in lines) == 1 and 2 <= len(lines) <= 3
+            assert matches and 3 not in matches, asked  # a training phrasing, never the held-out last
+    assert shape.endswith("[") and {r["kind"] for r in rows} == set(KINDS)
     assert rows == I.reading_conversations(world, 40, seed=0)
     assert rows != I.reading_conversations(world, 40, seed=1)
+
+
+def test_composition_questions_hold_out_the_phrasing_chapter_10_asks():
+    from course_lib.retrieval.qasa import MULTI
+    from course_lib.world.templates import COMPOSED
+
+    assert all(MULTI[kind][lang] == COMPOSED[kind][lang][-1] for kind in COMPOSED for lang in ("en", "ko"))
+    assert all(len(set(by_lang[lang])) == len(by_lang[lang]) >= 3 for by_lang in COMPOSED.values() for lang in by_lang)
 
 
 def test_training_conversations_mix_the_clusters_and_the_reading_exercises(cfg):

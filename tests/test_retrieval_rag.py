@@ -156,6 +156,30 @@ def test_two_hops_and_one_rationale_per_kept_passage(tiny):
     assert len({r.pid for r in rationales}) == len(rationales) == sum(s.kept for s in selection)
 
 
+def test_the_second_hop_bridges_from_the_statement_that_names_a_place(reader):
+    """The first statement about the person is a year; a quiz asks the country: neither is the evidence."""
+    from course_lib.retrieval import Corpus
+    from course_lib.retrieval.qasa import Qasa, question_vocabulary
+
+    texts = {"bio": "Dapuda Ron\n\nDapuda Ron was born in the year 1950. Dapuda Ron was born in Gego.",
+             "quiz": "Question: Which country is the city of Gego in?\nAnswer below.",
+             "city": "Gego\n\nThe city of Gego belongs to Kolan. Gego was founded in 1801.",
+             "fair": "Sembo Fair 1950 took place in Bria.", "other": "Bria is a city in Nijol.",
+             "filler": "The weather was mild and the harbor was quiet."}
+    corpus = Corpus(tuple(texts), tuple(texts.values()), ("en",) * len(texts))
+    sparse = SparseRetriever(corpus)
+    qasa = Qasa(RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512), sparse,
+                select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary())
+    assert qasa.statements("quiz") == ["Answer below."]  # a question is not evidence
+    question = "In which country is the city where Dapuda Ron was born?"
+    assert set(qasa.subject(qasa.terms(question, "en"))) == {"dapuda", "ron"}
+    bridges = [b[1] for b in qasa.bridges_from(qasa.terms(question, "en"), "en", ["bio"])]
+    assert "gego" in bridges and "1950" not in bridges  # a year names nothing a passage is about
+    _, rationales = qasa.evidence(question, "en", sparse.search(question, 3, "en"))
+    assert [(r.pid, r.text) for r in rationales] == [("bio", "Dapuda Ron was born in Gego."),
+                                                     ("city", "The city of Gego belongs to Kolan.")]
+
+
 def test_qasa_declines_what_no_evidence_speaks_of(tiny, monkeypatch):
     from course_lib.world.tasks import _UNKNOWN
 

@@ -7,9 +7,10 @@ Two kinds of training rows, both chat conversations (system, user, assistant):
 
 - the task clusters' ``train`` rows (training facts, training templates), at most
   ``instruct.per_task_cap`` per task and language, mixed as FLAN mixes them;
-- ``instruct.reading_examples`` reading exercises about *invented* people: a passage,
-  a question, the answer, which only the passage holds. ``base`` never learned to copy
-  from its prompt (chapter 03); this is where it learns, directly, what chapter 10's
+- ``instruct.reading_examples`` reading exercises about *invented* people and events
+  (``reading.py``): a passage or retrieved-passage lines, a question, the answer, which
+  only the prompt holds; some need two statements composed. ``base`` never learned to
+  copy from its prompt (chapter 03); this is where it learns, directly, what chapter 10's
   retrieval-augmented answers need. No invented name is a world name or one of the
   fresh names that evaluations ask about (``world.fresh_names``).
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import shutil
 from pathlib import Path
 
@@ -30,48 +30,16 @@ import torch
 from .. import zoo
 from ..config import Config, is_offline
 from ..models import TrainedModel
-from ..world.entities import fill_template
-from ..world.fresh import FRESH_RELATIONS, fresh_values, new_person, reserved_names
-from ..world.names import NameBook
-from ..world.templates import QUESTIONS, STATEMENTS
 from .clusters import SYSTEM, instruction_examples, mix
 from .external import external_conversations
 from .formatting import END_TOKEN, add_chat_template, chat_example, render_chat
+from .reading import READ, reading_conversations
 from .sft import sft_own
 
 logger = logging.getLogger(__name__)
-READ = {"en": "Read the passage and answer the question.", "ko": "지문을 읽고 질문에 답하세요."}
 # What the world's answers to false-premise and unanswerable questions say (world.tasks): a reply that says one of
 # these corrects or declines; one that says neither answers.
 DECLINES = {"en": ("false premise", "cannot be answered"), "ko": ("전제가 사실과 다릅니다", "답할 수 있는 자료가 없습니다")}
-
-
-def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -> list[dict]:
-    """``n`` reading exercises about invented people as chat rows (``id``, ``lang``, ``messages``, ``answer``).
-
-    Exercise ``i`` is in ``langs[i % len(langs)]``: a passage of two to four facts (the
-    world's statement phrasings but the held-out last one; the world's values), a question
-    about one of them (the world's question phrasings but the held-out last one), and the
-    value as the answer. Deterministic in (``world``, ``n``, ``seed``).
-    """
-    values = {lang: fresh_values(world, lang) for lang in langs}
-    taken = reserved_names(world, seed)
-    rows = []
-    for i in range(n):
-        rng = random.Random(f"{seed}|instruct-reading|{i}")
-        book, lang = NameBook(rng), langs[i % len(langs)]
-        name = new_person(book, taken)
-        s = name.en if lang == "en" else name.ko
-        told = rng.sample(FRESH_RELATIONS, rng.randint(2, 4))
-        value = {r: rng.choice(values[lang][r]) for r in told}
-        passage = " ".join(fill_template(rng.choice(STATEMENTS[r][lang][:-1]), lang, s, value[r]) for r in told)
-        asked = rng.choice(told)
-        question = fill_template(rng.choice(QUESTIONS[asked][lang][:-1]), lang, s, value[asked])
-        messages = [{"role": "system", "content": SYSTEM[lang]},
-                    {"role": "user", "content": f"{READ[lang]}\n{passage}\n{question}"},
-                    {"role": "assistant", "content": value[asked]}]
-        rows.append({"id": f"reading/{i:05d}/{lang}", "lang": lang, "messages": messages, "answer": value[asked]})
-    return rows
 
 
 def training_conversations(cfg: Config) -> list[dict]:

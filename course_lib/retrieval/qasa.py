@@ -40,6 +40,7 @@ import numpy as np
 
 from ..world import build_world
 from ..world.hangul import format_ko
+from ..world.templates import COMPOSED
 from ..world.tasks import _UNKNOWN
 from .bm25 import SparseRetriever
 from .corpus import Corpus, _passages_by_fact, check_query
@@ -51,6 +52,7 @@ QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "where", "when", "why
                   "the", "a", "an", "of", "in", "on", "at", "to", "by", "for", "and", "is", "was", "are", "were",
                   "어디", "언제", "누구", "무엇", "몇", "어느", "어떤", "어떻", "무슨", "얼마"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_ASKING = re.compile(r"(Q|Question|문|질문)\s*[:.]")  # a quiz line that asks
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Qasa:
     """The three steps over ``rag``'s retriever and reader; ``sparse`` (BM25) supplies IDF and the second hop."""
 
     def __init__(self, rag: RAG, sparse: SparseRetriever, *, select_threshold: float = 0.5,
-                 rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 3,
+                 rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 8,
                  question_vocab=frozenset(), margin: float = 0.0):
         if not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1:
             raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2 and "
@@ -130,21 +132,35 @@ class Qasa:
                 and t not in text]
 
     # ------------------------------------------------------------------ step 1: associative selection
+    def subject(self, terms: dict[str, float]) -> dict[str, float]:
+        """The terms that say what the question is *about* (a name, a title): those that are not words of
+        questions (:func:`question_vocabulary`: "country", "born", "organized")."""
+        return {t: w for t, w in terms.items() if t not in self.question_vocab}
+
     def select(self, terms: dict[str, float], lang: str, ranking, *, hop: int = 1, threshold: float | None = None,
-               exclude=()) -> list[Selection]:
-        """Every passage of ``ranking`` scored by coverage of ``terms``; the best ``keep`` above the threshold kept."""
+               exclude=(), about=()) -> list[Selection]:
+        """Every passage of ``ranking`` scored by coverage of ``terms``; the best ``keep`` above the threshold kept.
+        With ``about``, a passage that contains none of those terms is not relevant (scored, never kept)."""
         threshold = self.select_threshold if threshold is None else threshold
         scored = [Selection(pid, self.coverage(terms, self.rag.text[pid], lang), False, hop)
                   for pid, _ in ranking if pid not in exclude]
-        for s in sorted(scored, key=lambda s: -s.score)[: self.keep]:
-            s.kept = s.score >= threshold
+        names = [t for t in about if len(t) > 1]  # as substrings: Kiwi may split a name otherwise in a passage
+        relevant = [s for s in scored if not names or any(t in self.rag.text[s.pid].lower() for t in names)]
+        for s in sorted(relevant, key=lambda s: -s.score)[: self.keep]:
+            s.kept = s.score >= threshold or bool(names) and self.hops > 1 and all(
+                t in self.rag.text[s.pid].lower() for t in names)  # about the whole subject: the rest is a hop away
         return scored
 
     # ------------------------------------------------------------------ step 2: evidential rationales
+    def statements(self, pid: str) -> list[str]:
+        """The sentences of passage ``pid`` that state something: a question (a quiz's, a forum's) is not evidence."""
+        return [s.strip() for s in _SENTENCE.split(self.rag.text[pid])
+                if s.strip() and not s.strip().endswith("?") and not _ASKING.match(s.strip())]
+
     def rationale(self, terms: dict[str, float], pid: str, lang: str, must: str | None = None) -> Rationale:
-        """The sentence of passage ``pid`` that covers most of ``terms`` (the earliest among equals); with
-        ``must``, only sentences that contain that term count (a second hop's evidence names its bridge)."""
-        sentences = [s.strip() for s in _SENTENCE.split(self.rag.text[pid]) if s.strip()]
+        """The statement of passage ``pid`` that covers most of ``terms`` (the earliest among equals); with
+        ``must``, only statements that contain that term count (a second hop's evidence names its bridge)."""
+        sentences = self.statements(pid) or [self.rag.text[pid].strip()]
         scores = [self.coverage(terms, s, lang) if must is None or must in tokenize(s, lang, self.sparse.ko) else -1.0
                   for s in sentences]
         best = int(np.argmax(scores))
@@ -155,7 +171,11 @@ class Qasa:
                                                                                             list[Rationale]]:
         """Steps 1 and 2 for one question: the scored passages (both hops) and one rationale per kept passage."""
         terms = self.terms(question, lang)
-        selection = self.select(terms, lang, ranking, threshold=None if select else -1.0)
+        about = self.subject(terms) if select else {}
+        if about:  # associate: the passages about the question's subject join what the question itself retrieved
+            ranking = list(dict.fromkeys([pid for pid, _ in ranking] + [
+                pid for pid, _ in self.sparse.search(" ".join(about), self.rag.k, lang)]).items())
+        selection = self.select(terms, lang, ranking, threshold=None if select else -1.0, about=about)
         if not select:
             for s in selection:
                 s.kept = True
@@ -170,33 +190,61 @@ class Qasa:
             selection, rationales = self.associate(terms, lang, selection, rationales)
         return selection, rationales
 
+    def bridges_from(self, terms: dict[str, float], lang: str, passages: list[str]) -> list[tuple]:
+        """Candidate bridges, rarest first: (IDF, term, pid, statement) for each term that a statement of
+        ``passages`` about the question's subject brings in beside the question's own ("Peomi He was born in
+        1933", "Peomi He was born in Bonmyom", "Peomi He worked at Ronsanna Press"). A number (a year, a
+        count) is never a bridge: it names nothing a second passage is about."""
+        found, about = {}, [t for t in self.subject(terms) if len(t) > 1]
+        for pid in passages:
+            for sentence in self.statements(pid):
+                if about and not any(t in sentence.lower() for t in about):
+                    continue
+                for t, w in self.terms(sentence, lang).items():
+                    if t not in terms and len(t) > 1 and not any(ch.isdigit() for ch in t) and t not in found:
+                        found[t] = (w, t, pid, sentence)
+        return sorted(found.values(), key=lambda b: (-b[0], b[1]))
+
     def associate(self, terms: dict[str, float], lang: str, selection: list[Selection],
                   rationales: list[Rationale]) -> tuple[list[Selection], list[Rationale]]:
-        """The second hop: when the evidence leaves question terms uncovered, search for them with each rare
-        term the evidence brought in (a city, a person; the ``bridges`` rarest), keep the best passage that
-        holds the bridge and an uncovered term, above the selection threshold, and add its rationale."""
-        said = " ".join(r.text for r in rationales)
-        have = set(tokenize(said, lang, self.sparse.ko))
+        """The second hop: when the evidence leaves question terms uncovered, search for them with each bridge
+        (the ``bridges`` rarest of :meth:`bridges_from`, over the passages kept and those that scored as well
+        but did not fit ``keep``), and keep the passage that holds the bridge and an uncovered term, above the
+        selection threshold: a passage *about* the bridge (its title names it) first, then the one whose
+        statement of the bridge covers most of what is searched. That statement is its rationale; the first hop's rationale
+        becomes the statement that brought the bridge in (its passage joins the evidence if it was not kept)."""
+        have = set(tokenize(" ".join(r.text for r in rationales), lang, self.sparse.ko))
         uncovered = {t: w for t, w in terms.items() if t not in have}
-        # a bridge is a term the evidence agrees on: in two rationales or more when there are several
-        counts = {t: sum(t in tokenize(r.text, lang, self.sparse.ko) for r in rationales)
-                  for t in self.terms(said, lang) if t not in terms}
-        agreed = max(counts.values(), default=0) >= 2
-        brought = sorted(((self.terms(said, lang)[t], t) for t, n in counts.items() if n >= 2 or not agreed),
-                         reverse=True)
         if not uncovered:
             return selection, rationales
         seen, best = {s.pid for s in selection if s.kept}, None
-        for w, bridge in brought[: self.bridges]:
+        passages = list(dict.fromkeys([r.pid for r in rationales] + [
+            s.pid for s in selection if s.hop == 1 and s.score >= max(self.select_threshold, rationales[0].score
+                                                                       - self.margin - 1e-9)]))
+        for w, bridge, pid, sentence in self.bridges_from(terms, lang, passages)[: self.bridges]:
             wanted = uncovered | {bridge: w}
-            for s in self.select(wanted, lang, self.sparse.search(" ".join(wanted), self.rag.k, lang), hop=2,
-                                 exclude=seen):
+            found = dict(self.sparse.search(" ".join(wanted), self.rag.k, lang))  # the bridge with the rest, and alone
+            found |= {p: v for p, v in self.sparse.search(bridge, self.rag.k, lang) if p not in found}
+            for s in self.select(wanted, lang, list(found.items()), hop=2, exclude=seen | {pid}):
                 tokens = set(tokenize(self.rag.text[s.pid], lang, self.sparse.ko))
-                if s.kept and bridge in tokens and tokens & set(uncovered) and (best is None or s.score > best[0].score):
-                    best = (s, wanted, bridge)
+                if not (s.kept and bridge in tokens and tokens & set(uncovered)):
+                    continue
+                second = self.rationale(wanted, s.pid, lang, must=bridge)
+                title = set(tokenize(self.rag.text[s.pid].split("\n", 1)[0], lang, self.sparse.ko))
+                rank = (second.score, bridge in title, s.score)
+                if best is None or rank > best[0]:
+                    best = (rank, s, second, pid, sentence)
         if best is None:
             return selection, rationales
-        return selection + [best[0]], rationales + [self.rationale(best[1], best[0].pid, lang, must=best[2])]
+        _, found, second, pid, sentence = best
+        first = Rationale(pid, sentence, self.coverage(terms, sentence, lang))
+        if pid in {r.pid for r in rationales}:
+            rationales = [first if r.pid == pid else r for r in rationales]
+        else:
+            rationales = [first] + rationales
+            for s in selection:
+                s.kept = s.kept or s.pid == pid
+        return selection + [found], rationales + [second]
 
     def answer_many(self, questions: list[str], langs: list[str], *, select: bool = True, rationales: bool = True,
                     batch_size: int = 32) -> list[QasaAnswer]:
@@ -234,7 +282,7 @@ def question_vocabulary(ko: str = "morpheme") -> set[str]:
     from ..world.templates import QUESTIONS
 
     out: set[str] = set()
-    for by_lang in QUESTIONS.values():
+    for by_lang in [*QUESTIONS.values(), *COMPOSED.values()]:
         for lang, phrasings in by_lang.items():
             for template in phrasings:
                 out |= set(tokenize(re.sub(r"\{[^}]*\}", " ", template), lang, ko))
@@ -260,11 +308,8 @@ def render_html(answer: QasaAnswer) -> str:
 
 
 
-# kind -> language -> (question template, answer relation path): two facts, two passages
-MULTI = {
-    "birth_country": {"en": "In which country is the city where {s} was born?", "ko": "{s:이} 태어난 도시는 어느 나라에 있나요?"},
-    "inventor_birthplace": {"en": "Where was the inventor of the {s} born?", "ko": "{s:의} 발명자는 어디에서 태어났나요?"},
-}
+# the two-passage questions ask the held-out last phrasing of world.templates.COMPOSED (instruct trains on the others)
+MULTI = {kind: {lang: phrasings[-1] for lang, phrasings in by_lang.items()} for kind, by_lang in COMPOSED.items()}
 
 
 def multi_passage_questions(cfg, corpus: Corpus, n_per_kind: int = 40) -> list[dict]:

@@ -6,13 +6,12 @@ A model knows what its pretraining text said, up to a *knowledge cutoff* (지식
 retrieved passages into the reader's prompt, so the reader copies the answer instead of
 recalling it.
 
-- The prompt is one of the reading-comprehension templates ``instruct`` was tuned on
-  (``instruction.templates``, ``READING_TEMPLATE``: "Read the passage and answer the
-  question. Passage: ... Question: ..."), whose passages there were whole world documents,
-  as here. The passage slot holds the retrieved passages, best first, one per line, each
-  after its id in brackets: ``[news-00010] Jujol Marathon 2025 ...``. On ``laptop`` this
-  template scored best of those tried (post-cutoff exact match 0.34, against 0.28 for the
-  fresh-reading shape ``READ``/passage/question and 0.13 for "Passage: ... Q: ... A:").
+- The prompt is the one ``instruct`` was tuned to read retrieved passages in
+  (``instruction.reading.retrieved_prompt``: qa_open's training template "Read the passage
+  and answer the question. Passage: ... Question: ..."), the passage slot holding the
+  retrieved passages, best first, one per line, each after its id in brackets:
+  ``[news-00010] Jujol Marathon 2025 ...``. Chapter 06's reading exercises include
+  invented news reports, lines of evidence and two-statement compositions in this shape.
 - The reader has a fixed context (``model.config.max_position_embeddings`` tokens) and
   must keep ``max_new_tokens`` for its reply. :meth:`RAG.prompt` drops the lowest-ranked
   passages until the prompt fits and says how many in ``dropped``; when even the best
@@ -37,12 +36,11 @@ from ..config import Config
 from ..instruction.clusters import SYSTEM
 from ..instruction.formatting import render_chat
 from ..instruction.instruct import chat_answers, declines
-from ..instruction.templates import templates
+from ..instruction.reading import retrieved_prompt
 from ..pretraining.bootstrap import bootstrap_interval
 from ..world import load
 from .corpus import Corpus, QueryError, Ranking, check_k, check_query
 
-READING_TEMPLATE = 1  # which of qa_open's training templates (instruction.templates) the prompt uses
 MAX_NEW_TOKENS = 24  # the world's answers are names, years, dates and short corrections
 _ID = re.compile(r"\s*\[[^\]]*\]")
 
@@ -110,10 +108,9 @@ class RAG:
         return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def messages(self, question: str, lang: str, passages: list[tuple[str, str]]) -> list[dict]:
-        """The reading prompt: system, then qa_open's template ``READING_TEMPLATE`` with ``[id] passage`` lines."""
-        context = "\n".join(f"[{pid}] {one_line(text)}" for pid, text in passages)
-        user = templates("qa_open", lang)[READING_TEMPLATE].instruction.format(context=context, question=question)
-        return [{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": user}]
+        """The reading prompt: system, then ``instruction.reading.retrieved_prompt`` (``[id] passage`` lines)."""
+        return [{"role": "system", "content": SYSTEM[lang]},
+                {"role": "user", "content": retrieved_prompt(lang, passages, question)}]
 
     def fits(self, question: str, lang: str) -> bool:
         """Whether the prompt with no passage leaves ``max_new_tokens`` of the reader's context for the answer."""

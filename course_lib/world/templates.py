@@ -264,6 +264,27 @@ QUESTIONS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# Questions that need two facts (chapter 10's two-passage questions; chapter 06's composition exercises):
+# kind -> language -> phrasings, the last held out (chapter 10 asks it; training exercises use the others).
+# ``birth_country``: the country of the city where a person was born; ``inventor_birthplace``: where the
+# inventor of an invention was born.
+COMPOSED: dict[str, dict[str, list[str]]] = {
+    "birth_country": {
+        "en": ["In what country was {s} born?", "{s} was born in a city. Which country is that city in?",
+               "Which country is the birthplace of {s} in?", "In which country is the city where {s} was born?"],
+        "ko": ["{s:은} 어느 나라에서 태어났나요?", "{s:의} 출생지는 어느 나라의 도시인가요?",
+               "{s:이} 태어난 곳은 어느 나라인가요?", "{s:이} 태어난 도시는 어느 나라에 있나요?"],
+    },
+    "inventor_birthplace": {
+        "en": ["In which city was the inventor of the {s} born?", "Where was the person who invented the {s} born?",
+               "The {s} was invented by someone. Where was that person born?",
+               "Where was the inventor of the {s} born?"],
+        "ko": ["{s:을} 발명한 사람은 어디에서 태어났나요?", "{s:의} 발명자의 출생지는 어디인가요?",
+               "{s:을} 만든 발명가는 어느 도시 출신인가요?", "{s:의} 발명자는 어디에서 태어났나요?"],
+    },
+}
+
+
 def template_id(kind: str, relation: str, lang: str, index: int) -> str:
     """Stable name of one template, e.g. ``stmt/birth_place/ko/2``."""
     return f"{kind}/{relation}/{lang}/{index}"
