@@ -33,7 +33,8 @@ def test_reading_conversations_ask_about_new_names_with_the_answer_in_the_prompt
     people = {n for t in ("person", "event", "invention") for e in world.entities(t) for n in (e.name.en, e.name.ko)}
     people |= {n for name in fresh_names(world, 300, 0) for n in (name.en, name.ko)}  # what evaluations ask about
     assert [r["lang"] for r in rows[:4]] == ["en", "ko", "en", "ko"]
-    assert [r["kind"] for r in rows] == [KINDS[i % len(KINDS)] for i in range(40)]
+    assert [r["kind"] for r in rows] == [KINDS[i // 2 % len(KINDS)] for i in range(40)]
+    assert {(r["kind"], r["lang"]) for r in rows} == {(k, lang) for k in KINDS for lang in ("en", "ko")}
     shape = retrieved_prompt("en", [("ID", "PASSAGE")], "QUESTION").split("ID")[0]  # "...\n\nPassage: ["
     for r in rows:
         I.check_messages(r["messages"], r["id"])

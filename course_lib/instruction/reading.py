@@ -158,7 +158,7 @@ def composition(make: _Inventor) -> tuple[list[str], str, str]:
 def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -> list[dict]:
     """``n`` reading exercises as chat rows (``id``, ``lang``, ``kind``, ``messages``, ``answer``).
 
-    Exercise ``i`` is in ``langs[i % len(langs)]`` and of kind ``KINDS[i % len(KINDS)]``.
+    Exercise ``i`` is in ``langs[i % len(langs)]`` and of kind ``KINDS[i // len(langs) % len(KINDS)]``.
     Deterministic in (``world``, ``n``, ``seed``); the first ``m`` of a larger ``n`` are the same.
     """
     values = {lang: fresh_values(world, lang) | {"country": [world.graph.name(e.id, lang)
@@ -168,7 +168,7 @@ def reading_conversations(world, n: int, *, seed: int = 0, langs=("en", "ko")) -
     rows = []
     for i in range(n):
         rng = random.Random(f"{seed}|instruct-reading|{i}")
-        lang, kind = langs[i % len(langs)], KINDS[i % len(KINDS)]
+        lang, kind = langs[i % len(langs)], KINDS[i // len(langs) % len(KINDS)]  # every kind in every language
         make = _Inventor(rng, values[lang], taken, lang)
         if kind == "person":
             name = make.person()

@@ -11,8 +11,8 @@ the ``retrieval-index`` recipe), ``hybrid`` (reciprocal rank fusion, weighted sc
 fusion), ``metrics`` (recall@k, MRR, nDCG@k), ``compare`` (every method side by side, per
 language), ``rag`` (retriever + ``instruct`` reader, the prompt fitted to its context, citations,
 closed-book baseline, cutoff and hallucination tables), ``qasa`` (selection, rationales,
-composition; two-passage questions; HTML), ``rag_eval`` (the experiments, the ``rag-eval``
-artifact).
+composition; two-passage questions; HTML), ``small_reader`` (``instruct`` with half its layers
+removed: the ``reader-small`` recipe), ``rag_eval`` (the experiments, the ``rag-eval`` artifact).
 """
 
 from .bi_encoder import InBatchContrastive, train_bi_encoder
@@ -27,7 +27,8 @@ from .index import (DenseIndex, DenseRetriever, ann_tradeoff, brute_force_top_k,
 from .metrics import evaluate, ndcg_at_k, recall_at_k, reciprocal_rank
 from .qasa import Qasa, QasaAnswer, multi_passage_questions, question_vocabulary, render_html
 from .rag import RAG, RagAnswer, closed_book, cutoff_table, hallucination_table, premise_questions
-from .rag_eval import rag_experiments
+from .rag_eval import rag_experiments, size_comparison
+from .small_reader import _build as _build_small_reader  # registers reader-small
 from .tokens import KO_SCHEMES, char_bigrams, morphemes, tokenize, words
 
 __all__ = ["InBatchContrastive", "train_bi_encoder", "BM25", "SparseRetriever", "retrieval_rankings",
@@ -39,4 +40,4 @@ __all__ = ["InBatchContrastive", "train_bi_encoder", "BM25", "SparseRetriever", 
            "brute_force_top_k", "check_same_corpus", "flat_index", "hnsw_index", "ivf_index", "evaluate",
            "ndcg_at_k", "recall_at_k", "reciprocal_rank", "KO_SCHEMES", "char_bigrams", "morphemes", "tokenize",
            "words", "Qasa", "QasaAnswer", "multi_passage_questions", "question_vocabulary", "render_html", "RAG",
-           "RagAnswer", "closed_book", "cutoff_table", "hallucination_table", "premise_questions", "rag_experiments"]
+           "RagAnswer", "closed_book", "cutoff_table", "hallucination_table", "premise_questions", "rag_experiments", "size_comparison"]

@@ -52,7 +52,7 @@ QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "where", "when", "why
                   "the", "a", "an", "of", "in", "on", "at", "to", "by", "for", "and", "is", "was", "are", "were",
                   "어디", "언제", "누구", "무엇", "몇", "어느", "어떤", "어떻", "무슨", "얼마"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_ASKING = re.compile(r"(Q|Question|문|질문)\s*[:.]")  # a quiz line that asks
+_ASKING = re.compile(r"(Q|Question|문|문제|질문)\s*[:.]")  # a quiz line that asks
 
 
 @dataclass
@@ -96,12 +96,14 @@ class Qasa:
 
     def __init__(self, rag: RAG, sparse: SparseRetriever, *, select_threshold: float = 0.5,
                  rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 8,
-                 question_vocab=frozenset(), margin: float = 0.0):
-        if not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1:
-            raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2 and "
-                             f"bridges >= 1; got {select_threshold}, {rare_share}, {keep}, {hops}, {bridges}")
+                 question_vocab=frozenset(), margin: float = 0.0, hop_share: float = 0.25):
+        if (not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1
+                or not 0 <= hop_share <= 1):
+            raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2, "
+                             f"bridges >= 1 and 0 <= hop_share <= 1; got {select_threshold}, {rare_share}, {keep}, "
+                             f"{hops}, {bridges}, {hop_share}")
         self.rag, self.sparse, self.bridges, self.question_vocab = rag, sparse, bridges, frozenset(question_vocab)
-        self.margin = margin
+        self.margin, self.hop_share = margin, hop_share
         self.select_threshold, self.keep, self.hops = select_threshold, keep, hops
         self.rare_idf = float(np.log1p((sparse.bm25.n_docs - rare_share * sparse.bm25.n_docs + 0.5)
                                        / (rare_share * sparse.bm25.n_docs + 0.5)))  # the IDF of a term that rare
@@ -207,15 +209,17 @@ class Qasa:
 
     def associate(self, terms: dict[str, float], lang: str, selection: list[Selection],
                   rationales: list[Rationale]) -> tuple[list[Selection], list[Rationale]]:
-        """The second hop: when the evidence leaves question terms uncovered, search for them with each bridge
-        (the ``bridges`` rarest of :meth:`bridges_from`, over the passages kept and those that scored as well
-        but did not fit ``keep``), and keep the passage that holds the bridge and an uncovered term, above the
-        selection threshold: a passage *about* the bridge (its title names it) first, then the one whose
-        statement of the bridge covers most of what is searched. That statement is its rationale; the first hop's rationale
-        becomes the statement that brought the bridge in (its passage joins the evidence if it was not kept)."""
+        """The second hop: when the evidence leaves at least ``hop_share`` of the question's weight uncovered,
+        search for the uncovered terms with each bridge (the ``bridges`` rarest of :meth:`bridges_from`, over
+        the passages kept and those that scored as well but did not fit ``keep``), and keep one passage that
+        holds the bridge and an uncovered term: the one whose statement of the bridge covers most of what is
+        searched, then a passage *about* the bridge (its title names it). No coverage threshold here: what the
+        second passage must say ("country") is a word of questions that statements rarely use ("a city in X").
+        That statement is its rationale; the first hop's rationale becomes the statement that brought the
+        bridge in (its passage joins the evidence if it was not kept)."""
         have = set(tokenize(" ".join(r.text for r in rationales), lang, self.sparse.ko))
         uncovered = {t: w for t, w in terms.items() if t not in have}
-        if not uncovered:
+        if sum(uncovered.values()) < self.hop_share * sum(terms.values()):  # the evidence answers (nearly) all
             return selection, rationales
         seen, best = {s.pid for s in selection if s.kept}, None
         passages = list(dict.fromkeys([r.pid for r in rationales] + [
@@ -225,10 +229,11 @@ class Qasa:
             wanted = uncovered | {bridge: w}
             found = dict(self.sparse.search(" ".join(wanted), self.rag.k, lang))  # the bridge with the rest, and alone
             found |= {p: v for p, v in self.sparse.search(bridge, self.rag.k, lang) if p not in found}
-            for s in self.select(wanted, lang, list(found.items()), hop=2, exclude=seen | {pid}):
+            for s in self.select(wanted, lang, list(found.items()), hop=2, exclude=seen | {pid}, threshold=0.0):
                 tokens = set(tokenize(self.rag.text[s.pid], lang, self.sparse.ko))
-                if not (s.kept and bridge in tokens and tokens & set(uncovered)):
+                if not (bridge in tokens and tokens & set(uncovered)):
                     continue
+                s.kept = True
                 second = self.rationale(wanted, s.pid, lang, must=bridge)
                 title = set(tokenize(self.rag.text[s.pid].split("\n", 1)[0], lang, self.sparse.ko))
                 rank = (second.score, bridge in title, s.score)

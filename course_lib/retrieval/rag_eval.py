@@ -10,10 +10,13 @@
 - ``multi``: QASA against plain RAG on questions that need two passages, and QASA's
   ablations (without selection, without rationales), exact match with paired 95%
   bootstrap intervals of each difference; the same systems on the single-passage fact
-  questions (``single``).
+  questions (``single``);
+- ``size``: the survey's claim that a small model with QASA beats a larger one without it:
+  ``reader-small`` (``instruct`` with half its layers removed and recovered) through QASA
+  against ``instruct`` through plain RAG, paired per question (:func:`size_comparison`).
 
-    zoo.get("rag-eval")   {"cutoff", "hallucination", "answered", "multi", "single", "examples", "too_long",
-                           "seconds"}
+    zoo.get("rag-eval")   {"cutoff", "hallucination", "answered", "multi", "single", "size", "examples",
+                           "too_long", "seconds"}
 
 Questions whose prompt alone leaves no room for the answer in the reader's context (only on
 ``ci``'s 128 tokens) are left out and counted per set in ``too_long``.
@@ -28,6 +31,7 @@ from pathlib import Path
 from .. import zoo
 from ..config import Config
 from ..instruction.instruct import declines
+from ..models import count_parameters
 from .bm25 import SparseRetriever
 from .corpus import eval_queries, world_corpus
 from .qasa import Qasa, multi_passage_questions, question_vocabulary, render_html
@@ -63,11 +67,33 @@ def compare(rag: RAG, qasa: Qasa, rows: list[dict]) -> dict:
     out["qasa_minus_rag"] = paired(correct["qasa"], correct["rag"])
     for name in ("qasa_no_selection", "qasa_no_rationales"):
         out[f"qasa_minus_{name[5:]}"] = paired(correct["qasa"], correct[name])
+    out["correct"] = correct
     return out
 
 
-def rag_experiments(cfg: Config, reader, *, k: int = 5) -> dict:
-    """Every table of the chapter for ``reader`` (a TrainedModel in the chat format) on ``cfg``'s world."""
+def size_comparison(small_qasa: Qasa, results: dict, sets: dict[str, list[dict]], parameters: dict) -> dict:
+    """The survey's claim, with the course's readers: the small reader through QASA against ``instruct`` through
+    plain RAG, on each set of ``sets`` (name -> rows, already scored by :func:`compare` in ``results[name]``).
+
+    Per set: exact match of the small reader through plain RAG and through QASA, beside instruct's, and the
+    paired difference ``small_qasa_minus_instruct_rag`` with its 95% interval.
+    """
+    out: dict = {"parameters": parameters}
+    for name, rows in sets.items():
+        questions, langs = [r["question"] for r in rows], [r["lang"] for r in rows]
+        small = {"small_rag": [is_correct(a.reply, r["answer"])
+                               for a, r in zip(small_qasa.rag.answer_many(questions, langs), rows)],
+                 "small_qasa": [is_correct(a.reply, r["answer"])
+                                for a, r in zip(small_qasa.answer_many(questions, langs), rows)]}
+        big = {f"instruct_{s}": results[name]["correct"][s] for s in ("rag", "qasa")}
+        out[name] = {key: sum(flags) / len(rows) for key, flags in (big | small).items()} | {
+            "n": len(rows), "small_qasa_minus_instruct_rag": paired(small["small_qasa"], big["instruct_rag"])}
+    return out
+
+
+def rag_experiments(cfg: Config, reader, *, k: int = 5, small=None) -> dict:
+    """Every table of the chapter for ``reader`` (a TrainedModel in the chat format) on ``cfg``'s world; with
+    ``small`` (a smaller reader), also :func:`size_comparison` (``size``)."""
     start = time.perf_counter()
     corpus = world_corpus(cfg)
     sparse = SparseRetriever(corpus)
@@ -98,8 +124,14 @@ def rag_experiments(cfg: Config, reader, *, k: int = 5) -> dict:
     results["answered"] = {name: sum(not declines(r, q["lang"]) for r, q in zip(said, facts)) / len(facts)
                            for name, said in (("closed_book", [r["closed_book"] for r in cutoff["rows"]]),
                                               ("rag", [r["rag"] for r in cutoff["rows"]]), ("qasa", qasa_facts))}
-    results["multi"] = compare(rag, qasa, fitting("multi", multi_passage_questions(cfg, corpus)))
+    multi = fitting("multi", multi_passage_questions(cfg, corpus))
+    results["multi"] = compare(rag, qasa, multi)
     results["single"] = compare(rag, qasa, facts)
+    if small is not None:
+        small_rag = RAG(sparse, corpus, small.model, small.tokenizer, k=k)
+        parameters = {"small": count_parameters(small.model), "instruct": count_parameters(reader.model)}
+        results["size"] = size_comparison(Qasa(small_rag, sparse, question_vocab=qasa.question_vocab), results,
+                                          {"multi": multi, "single": facts}, parameters)
     results["seconds"] = time.perf_counter() - start
     return results
 
@@ -108,9 +140,11 @@ def _load(path: Path, cfg: Config) -> dict:
     return json.loads((path / "results.json").read_text(encoding="utf-8"))
 
 
-@zoo.register("rag-eval", load=_load, sections=("run", "model", "world", "data", "pretrain", "curation", "instruct"),
-              deps=("instruct",), description="chapter 10: closed-book vs RAG vs QASA (cutoff, hallucination, "
-                                              "multi-passage questions, ablations)")
+@zoo.register("rag-eval", load=_load, sections=("run", "model", "world", "data", "pretrain", "curation", "instruct",
+                                                 "compression"),
+              deps=("instruct", "reader-small"), description="chapter 10: closed-book vs RAG vs QASA (cutoff, "
+                                                             "hallucination, multi-passage questions, ablations, "
+                                                             "a small reader with QASA vs instruct without)")
 def _build(cfg: Config, out: Path) -> None:
-    results = rag_experiments(cfg, zoo.get("instruct", cfg))
+    results = rag_experiments(cfg, zoo.get("instruct", cfg), small=zoo.get("reader-small", cfg))
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=float), encoding="utf-8")
