@@ -51,7 +51,8 @@ from .tokens import tokenize
 QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "where", "when", "why", "how", "did", "does", "do",
                   "the", "a", "an", "of", "in", "on", "at", "to", "by", "for", "and", "is", "was", "are", "were",
                   "어디", "언제", "누구", "무엇", "몇", "어느", "어떤", "어떻", "무슨", "얼마"}
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+# sentence ends, line ends, and a news dateline's end ("Gego, May 3, 2025 - ", "[게고=2025년 5월 3일] ")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+|(?<=\d{4}) - |(?<=일\])\s+")
 _ASKING = re.compile(r"(Q|Question|문|문제|질문)\s*[:.]")  # a quiz line that asks
 
 
@@ -96,14 +97,15 @@ class Qasa:
 
     def __init__(self, rag: RAG, sparse: SparseRetriever, *, select_threshold: float = 0.5,
                  rare_share: float = 0.01, keep: int = 3, hops: int = 2, bridges: int = 8,
-                 question_vocab=frozenset(), margin: float = 0.0, hop_share: float = 0.25):
+                 question_vocab=frozenset(), margin: float = 0.0, hop_share: float = 1 / 3,
+                 ties: int = 3):
         if (not 0 <= select_threshold <= 1 or not 0 < rare_share < 1 or keep < 1 or hops not in (1, 2) or bridges < 1
-                or not 0 <= hop_share <= 1):
+                or not 0 <= hop_share <= 1 or ties < 1):
             raise ValueError(f"QASA needs 0 <= select_threshold <= 1, 0 < rare_share < 1, keep >= 1, hops 1 or 2, "
-                             f"bridges >= 1 and 0 <= hop_share <= 1; got {select_threshold}, {rare_share}, {keep}, "
-                             f"{hops}, {bridges}, {hop_share}")
+                             f"bridges >= 1, 0 <= hop_share <= 1 and ties >= 1; got {select_threshold}, {rare_share}, "
+                             f"{keep}, {hops}, {bridges}, {hop_share}, {ties}")
         self.rag, self.sparse, self.bridges, self.question_vocab = rag, sparse, bridges, frozenset(question_vocab)
-        self.margin, self.hop_share = margin, hop_share
+        self.margin, self.hop_share, self.ties = margin, hop_share, ties
         self.select_threshold, self.keep, self.hops = select_threshold, keep, hops
         self.rare_idf = float(np.log1p((sparse.bm25.n_docs - rare_share * sparse.bm25.n_docs + 0.5)
                                        / (rare_share * sparse.bm25.n_docs + 0.5)))  # the IDF of a term that rare
@@ -142,12 +144,12 @@ class Qasa:
     def select(self, terms: dict[str, float], lang: str, ranking, *, hop: int = 1, threshold: float | None = None,
                exclude=(), about=()) -> list[Selection]:
         """Every passage of ``ranking`` scored by coverage of ``terms``; the best ``keep`` above the threshold kept.
-        With ``about``, a passage that contains none of those terms is not relevant (scored, never kept)."""
+        With ``about``, a passage that lacks one of those terms is not relevant (scored, never kept)."""
         threshold = self.select_threshold if threshold is None else threshold
         scored = [Selection(pid, self.coverage(terms, self.rag.text[pid], lang), False, hop)
                   for pid, _ in ranking if pid not in exclude]
         names = [t for t in about if len(t) > 1]  # as substrings: Kiwi may split a name otherwise in a passage
-        relevant = [s for s in scored if not names or any(t in self.rag.text[s.pid].lower() for t in names)]
+        relevant = [s for s in scored if all(t in self.rag.text[s.pid].lower() for t in names)]
         for s in sorted(relevant, key=lambda s: -s.score)[: self.keep]:
             s.kept = s.score >= threshold or bool(names) and self.hops > 1 and all(
                 t in self.rag.text[s.pid].lower() for t in names)  # about the whole subject: the rest is a hop away
@@ -160,13 +162,16 @@ class Qasa:
                 if s.strip() and not s.strip().endswith("?") and not _ASKING.match(s.strip())]
 
     def rationale(self, terms: dict[str, float], pid: str, lang: str, must: str | None = None) -> Rationale:
-        """The statement of passage ``pid`` that covers most of ``terms`` (the earliest among equals); with
-        ``must``, only statements that contain that term count (a second hop's evidence names its bridge)."""
+        """The statement of passage ``pid`` that covers most of ``terms``; with ``must``, only statements that
+        contain that term count (a second hop's evidence names its bridge). When statements tie, the first
+        ``ties`` of them in passage order, joined: "X took place in Gego." and "X began on May 2." cover "When
+        did X take place?" alike, and coverage cannot tell which one answers."""
         sentences = self.statements(pid) or [self.rag.text[pid].strip()]
         scores = [self.coverage(terms, s, lang) if must is None or must in tokenize(s, lang, self.sparse.ko) else -1.0
                   for s in sentences]
-        best = int(np.argmax(scores))
-        return Rationale(pid, sentences[best], scores[best])
+        best = max(scores)
+        tied = [s for s, score in zip(sentences, scores) if score == best][: self.ties]
+        return Rationale(pid, " ".join(tied), best)
 
     # ------------------------------------------------------------------ the pipeline
     def evidence(self, question: str, lang: str, ranking, *, select: bool = True) -> tuple[list[Selection],
@@ -200,7 +205,7 @@ class Qasa:
         found, about = {}, [t for t in self.subject(terms) if len(t) > 1]
         for pid in passages:
             for sentence in self.statements(pid):
-                if about and not any(t in sentence.lower() for t in about):
+                if not all(t in sentence.lower() for t in about):
                     continue
                 for t, w in self.terms(sentence, lang).items():
                     if t not in terms and len(t) > 1 and not any(ch.isdigit() for ch in t) and t not in found:
