@@ -169,7 +169,7 @@ def test_the_second_hop_bridges_from_the_statement_that_names_a_place(reader):
     corpus = Corpus(tuple(texts), tuple(texts.values()), ("en",) * len(texts))
     sparse = SparseRetriever(corpus)
     qasa = Qasa(RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512), sparse,
-                select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary())
+                select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary(), hop_share=0.25)
     assert qasa.statements("quiz") == ["Answer below."]  # a question is not evidence
     question = "In which country is the city where Dapuda Ron was born?"
     assert set(qasa.subject(qasa.terms(question, "en"))) == {"dapuda", "ron"}

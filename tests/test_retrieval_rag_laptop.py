@@ -1,7 +1,8 @@
 """Chapter 10's promised numbers, on the ``laptop`` profile's ``rag-eval`` (the tables the notebook shows).
 
 ``ci``'s reader is too small to read, so these read ``rag-eval`` of ``laptop`` from the repo's cache, built
-otherwise: about 2.5 minutes on one core once ``instruct`` exists (``tests/test_instruct_laptop.py`` builds it).
+otherwise: about 3 minutes on one core once ``instruct`` exists (``tests/test_instruct_laptop.py`` builds it),
+``reader-small`` included.
 Targets the course's 1.3M-parameter reader misses are named misses (``xfail``, not strict), with the measured
 number in the reason; each has a weaker claim beside it that must hold.
 """
@@ -25,10 +26,6 @@ def test_rag_answers_after_the_cutoff(results):
     assert post["gain"]["low"] > 0.15, post["gain"]  # RAG's gain, paired per question, well above 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "named miss: +33.8 points [22.5, 43.7] on laptop, seed 0 (closed-book 0.0, RAG 0.338): the relevant news passage "
-    "is in the prompt for 98.6% of the questions, but instruct reads event reports poorly (its reading exercises "
-    "were about people)"))
 def test_rag_gains_40_points_after_the_cutoff(results):
     assert results["cutoff"]["post"]["gain"]["mean"] >= 0.40, results["cutoff"]["post"]
 
@@ -48,15 +45,34 @@ def test_selection_is_worth_something(results):
     assert results["single"]["qasa_minus_no_selection"]["low"] > 0, results["single"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "named miss: on two-passage questions QASA 0.0 vs RAG 0.016 exact match (n=63): the second hop finds the gold "
-    "second passage for 13% of them, and given both statements instruct does not compose them"))
 def test_qasa_beats_rag_on_two_passage_questions(results):
     assert results["multi"]["qasa_minus_rag"]["low"] > 0, results["multi"]
 
 
+def test_each_ablation_costs_something_on_two_passage_questions(results):
+    """Without selection there is no second hop; without rationales the two passages whole do not both fit."""
+    multi = results["multi"]
+    assert multi["qasa_minus_no_selection"]["low"] > 0, multi
+    assert multi["qasa_minus_no_rationales"]["low"] > 0, multi
+
+
+def test_qasa_answers_single_passage_questions_as_well_as_rag(results):
+    """QASA's gain is on two-passage questions and in declining; on one-passage questions it is no worse than RAG
+    beyond noise (reading extracted statements costs some answers that the whole passage gives, see the notebook)."""
+    single = results["single"]
+    assert single["qasa_minus_rag"]["high"] > 0 and single["qasa_minus_no_selection"]["low"] > 0, single
+
+
+def test_qasa_helps_the_small_reader_too(results):
+    size = results["size"]
+    assert size["parameters"]["small"] < 0.75 * size["parameters"]["instruct"], size["parameters"]
+    assert size["multi"]["small_qasa"] >= size["multi"]["small_rag"], size["multi"]
+
+
 @pytest.mark.xfail(strict=False, reason=(
-    "named miss: composing from rationales instead of whole passages costs 5.1 points [-10.7, +0.5] on single-passage "
-    "questions: a rationale sentence is often the wrong one of a tie (the birth year for the birthplace)"))
-def test_rationales_are_worth_something(results):
-    assert results["single"]["qasa_minus_no_rationales"]["low"] > 0, results["single"]
+    "named miss: the small reader (0.93M parameters) through QASA scores 0.238 on two-passage questions, instruct "
+    "(1.33M) through plain RAG 0.254: -1.6 points [-15.9, +12.7] (laptop, seed 0, n=63): no difference shown. The "
+    "small reader, instruct with half its layers removed and recovered in 150 steps, composes less well than "
+    "instruct does through QASA (0.492)"))
+def test_a_small_reader_with_qasa_beats_instruct_without(results):
+    assert results["size"]["multi"]["small_qasa_minus_instruct_rag"]["low"] > 0, results["size"]["multi"]
