@@ -118,21 +118,27 @@ def test_exact_match_and_hallucination_by_hand(ci):
 # --------------------------------------------------------------------------- QASA
 
 
-@pytest.fixture(scope="module")
-def tiny(reader):
+def tiny_qasa(reader, texts: dict[str, str], **settings):
+    """QASA over an English corpus of ``texts`` (id -> text); tests that read patch the reader."""
     from course_lib.retrieval import Corpus
     from course_lib.retrieval.qasa import Qasa, question_vocabulary
 
-    texts = {"bio": "Dapuda Ron was born in Gego. Dapuda Ron was born in the year 1950.",
-             "city": "Gego is a city in Kolan. Gego was founded in 1801.",
-             "org": "Tajen University was founded by Mira Son.",
-             "news": "Jujol Marathon 2025 took place in Gego. It was organized by Tajen University.",
-             "other": "Bria is a city in Nijol.", "filler": "The weather was mild and the harbor was quiet.",
-             "coast": "Kolan is a country with a long coast."}
     corpus = Corpus(tuple(texts), tuple(texts.values()), ("en",) * len(texts))
     sparse = SparseRetriever(corpus)
-    rag = RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512)  # tests that read patch the reader
-    return Qasa(rag, sparse, select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary())
+    rag = RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512)
+    return Qasa(rag, sparse, select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary(),
+                **settings)
+
+
+@pytest.fixture(scope="module")
+def tiny(reader):
+    return tiny_qasa(reader, {"bio": "Dapuda Ron was born in Gego. Dapuda Ron was born in the year 1950.",
+                              "city": "Gego is a city in Kolan. Gego was founded in 1801.",
+                              "org": "Tajen University was founded by Mira Son.",
+                              "news": "Jujol Marathon 2025 took place in Gego. It was organized by Tajen University.",
+                              "other": "Bria is a city in Nijol.",
+                              "filler": "The weather was mild and the harbor was quiet.",
+                              "coast": "Kolan is a country with a long coast."})
 
 
 def test_selection_scores_by_idf_weighted_coverage(tiny):
@@ -158,18 +164,12 @@ def test_two_hops_and_one_rationale_per_kept_passage(tiny):
 
 def test_the_second_hop_bridges_from_the_statement_that_names_a_place(reader):
     """The first statement about the person is a year; a quiz asks the country: neither is the evidence."""
-    from course_lib.retrieval import Corpus
-    from course_lib.retrieval.qasa import Qasa, question_vocabulary
-
-    texts = {"bio": "Dapuda Ron\n\nDapuda Ron was born in the year 1950. Dapuda Ron was born in Gego.",
-             "quiz": "Question: Which country is the city of Gego in?\nAnswer below.",
-             "city": "Gego\n\nThe city of Gego belongs to Kolan. Gego was founded in 1801.",
-             "fair": "Sembo Fair 1950 took place in Bria.", "other": "Bria is a city in Nijol.",
-             "filler": "The weather was mild and the harbor was quiet."}
-    corpus = Corpus(tuple(texts), tuple(texts.values()), ("en",) * len(texts))
-    sparse = SparseRetriever(corpus)
-    qasa = Qasa(RAG(sparse, corpus, reader.model, reader.tokenizer, k=3, context=512), sparse,
-                select_threshold=0.4, rare_share=0.3, keep=2, question_vocab=question_vocabulary(), hop_share=0.25)
+    qasa = tiny_qasa(reader, {"bio": "Dapuda Ron\n\nDapuda Ron was born in the year 1950. Dapuda Ron was born in Gego.",
+                              "quiz": "Question: Which country is the city of Gego in?\nAnswer below.",
+                              "city": "Gego\n\nThe city of Gego belongs to Kolan. Gego was founded in 1801.",
+                              "fair": "Sembo Fair 1950 took place in Bria.", "other": "Bria is a city in Nijol.",
+                              "filler": "The weather was mild and the harbor was quiet."}, hop_share=0.25)
+    sparse = qasa.sparse
     assert qasa.statements("quiz") == ["Answer below."]  # a question is not evidence
     question = "In which country is the city where Dapuda Ron was born?"
     assert set(qasa.subject(qasa.terms(question, "en"))) == {"dapuda", "ron"}
@@ -256,3 +256,28 @@ def test_compare_scores_rag_qasa_and_ablations(tiny, monkeypatch):
 def test_fits_says_whether_a_question_leaves_room(rag):
     assert rag.fits("Where was Dapuda born?", "en")
     assert not rag.fits("born " * 200, "en")
+
+
+def test_the_small_reader_is_instruct_with_half_its_layers(ci, reader):
+    small = zoo.get("reader-small", ci)
+    layers = reader.model.config.num_hidden_layers
+    assert small.model.config.num_hidden_layers == layers - max(1, layers // 2)
+    assert small.tokenizer.get_vocab() == reader.tokenizer.get_vocab()
+    assert small.model.generation_config.eos_token_id == reader.model.generation_config.eos_token_id
+
+
+def test_size_comparison_pairs_the_small_reader_with_qasa_against_instruct_with_rag(tiny, monkeypatch):
+    from course_lib.retrieval.rag_eval import compare, size_comparison
+
+    # both readers answer Kolan from the rationale alone (QASA), Gego from whole passages (plain RAG)
+    monkeypatch.setattr(rag_module, "chat_answers", lambda model, tok, prompts, **kw: [
+        "Kolan" if "[city] Gego is a city in Kolan.\n" in p[-1]["content"] else "Gego" for p in prompts])
+    rows = [{"question": "In which country is the city where Dapuda Ron was born?", "lang": "en", "answer": "Kolan"},
+            {"question": "Where was Dapuda Ron born?", "lang": "en", "answer": "Gego"}]
+    results = {"multi": compare(tiny.rag, tiny, rows)}
+    assert results["multi"]["correct"]["rag"] == [False, True]
+    out = size_comparison(tiny, results, {"multi": rows}, {"small": 1, "instruct": 2})
+    assert out["parameters"] == {"small": 1, "instruct": 2} and out["multi"]["n"] == 2
+    assert out["multi"]["instruct_rag"] == 0.5 and out["multi"]["small_qasa"] == out["multi"]["instruct_qasa"]
+    d = out["multi"]["small_qasa_minus_instruct_rag"]
+    assert d["mean"] == pytest.approx(out["multi"]["small_qasa"] - 0.5) and d["n"] == 2
